@@ -1,0 +1,30 @@
+# CPU set-up and checks for verl-fair.  `make test` and `make demo` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test bench clean
+
+setup: $(STAMP)
+
+# torch first (the local CPU build), then verl with the extra its modules import on CPU,
+# then this project in editable mode; the constraints file stops the resolver replacing torch.
+$(STAMP): pyproject.toml constraints-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints-cpu.txt "verl[verl-core]==0.9.1"
+	$(PIP) install -q -c constraints-cpu.txt -e ".[test]"
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) -m benchmarks.estimator
+
+clean:
+	rm -rf $(VENV) .pytest_cache

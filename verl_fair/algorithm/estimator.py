@@ -1,0 +1,104 @@
+"""The advantage estimator that verl calls as ``algorithm.adv_estimator=fair_grpo``.
+
+It has the shape of verl's own estimators (``verl.trainer.ppo.core_algos``) and imports nothing from
+verl, so it could move upstream unchanged. Per-prompt metadata comes, in order of preference, from
+``non_tensor_batch`` (passed by trainers that hand it to estimators, as upstream PR #7473 proposes),
+from the uid table a metadata hook published (:mod:`verl_fair.integration.context`), or from nowhere:
+then every prompt is UNK in one domain and groups are found by clustering (label-free mode).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from verl_fair.algorithm.advantage import PromptBatch, group_prompts
+from verl_fair.config import FairGRPOConfig
+from verl_fair.groups.labels import UNK, group_key
+from verl_fair.integration import context
+
+logger = logging.getLogger(__name__)
+
+LABEL_FREE_DOMAIN = "default"
+ENABLE_LABELS_HINT = (
+    "To train with demographic groups, enable the metadata sampler "
+    "(trainer.v1.sampler.custom_sampler.path=pkg://verl_fair.integration.sampler) or use the shipped config "
+    "(--config-path=$(verl-fair config-dir) --config-name=fair_grpo_trainer); rows need extra_info with "
+    "sex/age or fair_group."
+)
+_warned: set[str] = set()
+
+
+def compute_fair_grpo_outcome_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: np.ndarray | None = None,
+    config: Mapping[str, Any] | None = None,
+    non_tensor_batch: Mapping[str, np.ndarray] | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FairGRPO outcome advantages (Dai et al., arXiv 2510.19893).
+
+    GRPO scores per prompt, divided by a per-group factor sqrt(N_d) mu_d sqrt(N_g) mu_g built from the
+    running statistics of the prompt's data source d and demographic group g, then renormalised by the
+    batch std (or another rule from ``algorithm.fair_grpo.weighting``).
+
+    Args:
+        token_level_rewards: ``(bs, response_length)``; a row's sum is its outcome reward.
+        response_mask: ``(bs, response_length)``.
+        index: ``(bs,)`` uid of each row's prompt; uids starting with ``pad`` mark verl's padding rows.
+        config: verl's ``algorithm`` section; FairGRPO's settings are under ``fair_grpo``.
+        non_tensor_batch: optional per-row metadata with ``data_source`` (or the configured key) and
+            ``extra_info`` arrays.
+
+    Returns:
+        ``(advantages, returns)``, both ``(bs, response_length)`` and equal, zero where the mask is.
+
+    Raises:
+        FairGRPOConfigError: a bad ``algorithm.fair_grpo`` setting.
+        NonFiniteRewardError: NaN or infinite rewards (the message names the uids).
+    """
+    cfg = FairGRPOConfig.from_algorithm(config)
+    state = context.get_state(cfg)
+    with torch.no_grad():
+        batch = group_prompts(token_level_rewards.sum(dim=-1), index)
+        domains, groups = prompt_metadata(batch, non_tensor_batch, cfg)
+        scalars = state.step(batch, domains, groups)
+        scalars = scalars.to(device=token_level_rewards.device, dtype=token_level_rewards.dtype)
+        advantages = scalars.unsqueeze(-1) * response_mask
+    return advantages, advantages
+
+
+def prompt_metadata(batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None,
+                    cfg: FairGRPOConfig) -> tuple[list[str], list[str]]:
+    """Domain and group key of each prompt, from the batch, the published uid table, or neither."""
+    if non_tensor_batch is not None and (cfg.data_source_key in non_tensor_batch
+                                         or "extra_info" in non_tensor_batch):
+        sources = non_tensor_batch.get(cfg.data_source_key)
+        infos = non_tensor_batch.get("extra_info")
+        domains = [LABEL_FREE_DOMAIN if sources is None else str(sources[r]) for r in batch.first_row]
+        groups = [UNK if infos is None else group_key(infos[r], cfg.group_attributes, cfg.age_bins)
+                  for r in batch.first_row]
+        return domains, groups
+    published = context.take(batch.uids)
+    found = [entry for entry in published if entry is not None]
+    if found:
+        if len(found) < len(published):
+            logger.warning("fair_grpo: %d of %d prompts had no published metadata; they count as UNK in "
+                           "domain %r.", len(published) - len(found), len(published), LABEL_FREE_DOMAIN)
+        filled = [entry or (LABEL_FREE_DOMAIN, UNK) for entry in published]
+        return [d for d, _ in filled], [g for _, g in filled]
+    _warn_once("label_free", "fair_grpo found no per-sample metadata (data source, demographics) and runs "
+               "label-free: every prompt is UNK in one domain and groups are latent clusters of reward "
+               "vectors. " + ENABLE_LABELS_HINT)
+    return [LABEL_FREE_DOMAIN] * batch.num_prompts, [UNK] * batch.num_prompts
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)

@@ -1,0 +1,216 @@
+"""Latent groups for prompts without demographic labels (method.md sections 6 and 13.5).
+
+Each UNK prompt is described by its vector of rollout rewards; k-means over those vectors, per data
+source, gives pseudo-groups. The number of clusters comes from the elbow rule over k = 1..k_cap.
+
+- :class:`OfficialLatentGroups` reproduces the authors' clustering: unsorted vectors, the whole
+  history refitted every step with ``KMeans(n_init="auto", random_state=0)``. Its cost grows with
+  training length, which is the point of reproducing it.
+- :class:`LatentGroups` (the ``paper`` variant): sorted (or quantile) vectors, bounded memory per
+  domain, k-means warm-started from the previous step's centroids, and cluster ids kept stable
+  across steps by minimum-cost matching of centroids.
+
+Both return, per prompt, a cluster id, the cluster's size N_g in question visits and its mean
+reward mu_g (the centroid's mean). scikit-learn and SciPy are imported on first use only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from verl_fair.config import ClusterConfig
+
+
+@dataclass
+class LatentAssignment:
+    """Per prompt: cluster id, cluster size N_g (question visits) and cluster mean reward mu_g."""
+
+    cluster_ids: np.ndarray
+    sizes: np.ndarray
+    means: np.ndarray
+
+
+def select_k_elbow(inertias: Sequence[float], tol: float) -> int:
+    """Smallest k in 2..K-1 whose inertia drop is below ``tol`` times the previous drop, else K.
+
+    ``inertias[k - 1]`` is the k-means inertia with k clusters, for k = 1..K.
+    """
+    if len(inertias) == 1:
+        return 1
+    drops = -np.diff(np.asarray(inertias, dtype=np.float64))
+    for i in range(1, len(drops)):
+        if drops[i] < tol * drops[i - 1]:
+            return i + 1
+    return len(inertias)
+
+
+def _fit_elbow(x: np.ndarray, k_max: int, tol: float, make_kmeans: Callable[[int], object]):
+    """Fit k = 1..k_cap, pick k by the elbow; returns (chosen model, {k: model})."""
+    k_cap = min(k_max, len(np.unique(x, axis=0)))
+    models = {k: make_kmeans(k).fit(x) for k in range(1, k_cap + 1)}
+    k = select_k_elbow([models[k].inertia_ for k in range(1, k_cap + 1)], tol)
+    return models[k], models
+
+
+class OfficialLatentGroups:
+    """The authors' clustering of UNK prompts: unsorted vectors, full history, refit every step."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.vectors_: dict[str, list[np.ndarray]] = {}
+        self.first_visit_: dict[str, dict[str, int]] = {}
+
+    def assign(self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str],
+               unk_visits: float) -> LatentAssignment:
+        """Add this step's UNK prompts of ``domain`` to its history, refit, label them."""
+        from sklearn.cluster import KMeans
+
+        history = self.vectors_.setdefault(domain, [])
+        first = self.first_visit_.setdefault(domain, {})
+        for uid, vector in zip(uids, vectors):
+            first.setdefault(uid, len(history))  # the authors look a uid up by its first visit
+            history.append(np.asarray(vector, dtype=np.float32))
+        x = np.stack(history)
+        model, _ = _fit_elbow(x, self.config.k_max, self.config.tol,
+                              lambda k: KMeans(n_clusters=k, n_init="auto", random_state=0))
+        counts = np.unique(model.labels_, return_counts=True)[1].astype(np.float64)
+        labels = model.labels_[[first[uid] for uid in uids]]
+        means = np.array([float(model.cluster_centers_[c].mean()) for c in labels], dtype=np.float64)
+        return LatentAssignment(labels.astype(np.int64), counts[labels], means)
+
+    def state_dict(self) -> dict:
+        return {"vectors": {d: np.stack(v) for d, v in self.vectors_.items()},
+                "first_visit": {d: dict(f) for d, f in self.first_visit_.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.vectors_ = {d: list(np.asarray(v, dtype=np.float32)) for d, v in state["vectors"].items()}
+        self.first_visit_ = {d: dict(f) for d, f in state["first_visit"].items()}
+
+
+@dataclass
+class _DomainMemory:
+    dim: int
+    vectors: np.ndarray  # (filled, dim)
+    steps: np.ndarray  # step at which each kept vector was seen
+    seen: int = 0  # vectors offered to the reservoir so far
+    centroids: np.ndarray | None = None  # centroids of the chosen k, rows aligned with ids
+    ids: np.ndarray | None = None
+    warm: dict[int, np.ndarray] | None = None  # last centroids for each k tried
+    next_id: int = 0
+
+
+class LatentGroups:
+    """Bounded, warm-started, stable latent groups (the ``paper`` variant).
+
+    ``window_steps`` (from ``history: {window: K}``) also expires memory older than K steps.
+    """
+
+    def __init__(self, config: ClusterConfig, window_steps: int | None = None) -> None:
+        self.config = config
+        self.window_steps = window_steps
+        self.rng_ = np.random.default_rng(config.seed)
+        self.domains_: dict[str, _DomainMemory] = {}
+        self.step_ = 0
+
+    def features(self, vectors: Sequence[np.ndarray], dim: int) -> np.ndarray:
+        """Rows of length ``dim``: the sorted rewards, or their quantiles for another rollout count."""
+        out = np.empty((len(vectors), dim), dtype=np.float64)
+        grid = np.linspace(0.0, 1.0, dim)
+        for i, vector in enumerate(vectors):
+            v = np.asarray(vector, dtype=np.float64)
+            v = np.sort(v) if self.config.features == "sorted" else v
+            out[i] = v if len(v) == dim else np.interp(grid, np.linspace(0.0, 1.0, len(v)), np.sort(v))
+        return out
+
+    def assign(self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str],
+               unk_visits: float) -> LatentAssignment:
+        """Cluster memory plus this step's UNK prompts of ``domain``; label the prompts; update memory.
+
+        ``unk_visits`` is the domain's UNK question visits in the statistics window: a cluster's N_g is
+        its share of the fitted vectors times that number, on the scale of explicit groups' counts.
+        """
+        from sklearn.cluster import KMeans
+
+        self.step_ += 1
+        if domain not in self.domains_:
+            dim = int(np.bincount([len(v) for v in vectors]).argmax())
+            self.domains_[domain] = _DomainMemory(dim, np.empty((0, dim)), np.empty(0, dtype=np.int64), warm={})
+        mem = self.domains_[domain]
+        self._expire(mem)
+        current = self.features(vectors, mem.dim)
+        x = np.concatenate([mem.vectors, current])
+
+        def make_kmeans(k: int):
+            init = mem.warm.get(k)
+            if init is not None:
+                return KMeans(n_clusters=k, init=init, n_init=1)
+            return KMeans(n_clusters=k, init="k-means++", n_init=1, random_state=self.config.seed)
+
+        model, models = _fit_elbow(x, self.config.k_max, self.config.tol, make_kmeans)
+        mem.warm = {k: m.cluster_centers_.copy() for k, m in models.items()}
+        ids = self._stable_ids(mem, model.cluster_centers_)
+        labels = model.labels_[len(mem.vectors):]
+        counts = np.bincount(model.labels_, minlength=len(ids)).astype(np.float64)
+        sizes = counts[labels] / len(x) * unk_visits
+        means = model.cluster_centers_.mean(axis=1)[labels]
+        self._remember(mem, current)
+        return LatentAssignment(ids[labels], sizes, means)
+
+    def _stable_ids(self, mem: _DomainMemory, centroids: np.ndarray) -> np.ndarray:
+        """Give each new centroid the id of its matched previous centroid, or a fresh id."""
+        from scipy.optimize import linear_sum_assignment
+
+        ids = np.full(len(centroids), -1, dtype=np.int64)
+        if mem.centroids is not None:
+            cost = np.linalg.norm(centroids[:, None, :] - mem.centroids[None, :, :], axis=-1)
+            rows, cols = linear_sum_assignment(cost)
+            ids[rows] = mem.ids[cols]
+        for i in np.flatnonzero(ids < 0):
+            ids[i] = mem.next_id
+            mem.next_id += 1
+        mem.centroids, mem.ids = centroids.copy(), ids
+        return ids
+
+    def _expire(self, mem: _DomainMemory) -> None:
+        if self.window_steps is not None:
+            keep = mem.steps > self.step_ - self.window_steps
+            mem.vectors, mem.steps = mem.vectors[keep], mem.steps[keep]
+
+    def _remember(self, mem: _DomainMemory, current: np.ndarray) -> None:
+        """Keep at most ``cluster.memory`` vectors: the newest (sliding) or a uniform sample (reservoir)."""
+        cap = self.config.memory
+        steps = np.full(len(current), self.step_, dtype=np.int64)
+        if cap is None or self.config.memory_mode == "sliding":
+            start = 0 if cap is None else -cap
+            mem.vectors = np.concatenate([mem.vectors, current])[start:]
+            mem.steps = np.concatenate([mem.steps, steps])[start:]
+            return
+        vectors, kept_steps = list(mem.vectors), list(mem.steps)
+        for row, step in zip(current, steps):  # Algorithm R
+            mem.seen += 1
+            if len(vectors) < cap:
+                vectors.append(row)
+                kept_steps.append(step)
+            else:
+                slot = int(self.rng_.integers(mem.seen))
+                if slot < cap:
+                    vectors[slot], kept_steps[slot] = row, step
+        mem.vectors = np.asarray(vectors, dtype=np.float64).reshape(-1, mem.dim)
+        mem.steps = np.asarray(kept_steps, dtype=np.int64)
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step_,
+            "rng": self.rng_.bit_generator.state,
+            "domains": {d: {"dim": m.dim, "vectors": m.vectors, "steps": m.steps, "seen": m.seen,
+                            "centroids": m.centroids, "ids": m.ids, "warm": dict(m.warm), "next_id": m.next_id}
+                        for d, m in self.domains_.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_ = int(state["step"])
+        self.rng_.bit_generator.state = state["rng"]
+        self.domains_ = {d: _DomainMemory(**m) for d, m in state["domains"].items()}

@@ -1,0 +1,1 @@
+"""Glue between verl and the estimator; the only package that knows verl's internals."""
