@@ -47,6 +47,17 @@ def select_k_elbow(inertias: Sequence[float], tol: float) -> int:
     return len(inertias)
 
 
+def quantile_vector(vector: np.ndarray, dim: int) -> np.ndarray:
+    """The ``dim``-point quantile vector of ``vector``'s sorted values (linear interpolation)."""
+    grid = np.linspace(0.0, 1.0, dim)
+    return np.interp(grid, np.linspace(0.0, 1.0, len(vector)), np.sort(np.asarray(vector, dtype=np.float64)))
+
+
+def modal_length(vectors: Sequence[np.ndarray]) -> int:
+    """The most common vector length: a domain's rollout count n."""
+    return int(np.bincount([len(v) for v in vectors]).argmax())
+
+
 def _fit_elbow(x: np.ndarray, k_max: int, tol: float, make_kmeans: Callable[[int], object]):
     """Fit k = 1..k_cap, pick k by the elbow; returns (chosen model, {k: model})."""
     k_cap = min(k_max, len(np.unique(x, axis=0)))
@@ -70,8 +81,11 @@ class OfficialLatentGroups:
 
         history = self.vectors_.setdefault(domain, [])
         first = self.first_visit_.setdefault(domain, {})
+        dim = len(history[0]) if history else modal_length(vectors)
         for uid, vector in zip(uids, vectors):
             first.setdefault(uid, len(history))  # the authors look a uid up by its first visit
+            if len(vector) != dim:  # uneven rollout counts, which the authors' code rejects
+                vector = quantile_vector(vector, dim)
             history.append(np.asarray(vector, dtype=np.float32))
         x = np.stack(history)
         model, _ = _fit_elbow(x, self.config.k_max, self.config.tol,
@@ -118,11 +132,11 @@ class LatentGroups:
     def features(self, vectors: Sequence[np.ndarray], dim: int) -> np.ndarray:
         """Rows of length ``dim``: the sorted rewards, or their quantiles for another rollout count."""
         out = np.empty((len(vectors), dim), dtype=np.float64)
-        grid = np.linspace(0.0, 1.0, dim)
         for i, vector in enumerate(vectors):
-            v = np.asarray(vector, dtype=np.float64)
-            v = np.sort(v) if self.config.features == "sorted" else v
-            out[i] = v if len(v) == dim else np.interp(grid, np.linspace(0.0, 1.0, len(v)), np.sort(v))
+            if len(vector) != dim:
+                out[i] = quantile_vector(vector, dim)
+            else:
+                out[i] = np.sort(vector) if self.config.features == "sorted" else vector
         return out
 
     def assign(self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str],
@@ -136,7 +150,7 @@ class LatentGroups:
 
         self.step_ += 1
         if domain not in self.domains_:
-            dim = int(np.bincount([len(v) for v in vectors]).argmax())
+            dim = modal_length(vectors)
             self.domains_[domain] = _DomainMemory(dim, np.empty((0, dim)), np.empty(0, dtype=np.int64), warm={})
         mem = self.domains_[domain]
         self._expire(mem)

@@ -1,0 +1,136 @@
+"""Weighting rules against verl's own GRPO, invariances, and guards."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import Prompt, make_batch, row_scalars
+from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
+
+from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
+from verl_fair.integration.context import get_state
+
+
+def _prompts(seed=0, n=6, groups=("M,A1", "F,A2", "F,A4"), domains=("A", "B")):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(12):
+        rewards = (rng.random(n) < [0.8, 0.5, 0.2][i % 3]).astype(float)
+        out.append(Prompt(list(rewards), domains[i % len(domains)], groups[i % len(groups)]))
+    return out
+
+
+def _verl_grpo(batch, norm=True):
+    advantages, _ = compute_grpo_outcome_advantage(batch.token_level_rewards, batch.response_mask, batch.index,
+                                                   norm_adv_by_std_in_grpo=norm)
+    return advantages
+
+
+@pytest.mark.parametrize("norm", [True, False])
+@pytest.mark.parametrize("rule", [
+    {"weighting": "none"},
+    {"weighting": "alpha_fair", "alpha": 0.0},
+    {"weighting": "group_dro", "dro_step_size": 0.0},
+], ids=["none", "alpha_fair-alpha0", "group_dro-step0"])
+def test_rules_reduce_to_verl_grpo(rule, norm):
+    batch = make_batch(_prompts(), shuffle_seed=3)
+    config = {"fair_grpo": rule, "norm_adv_by_std_in_grpo": norm}
+    for _ in range(3):  # history must not matter for these settings
+        got, _ = fair_grpo(**batch.kwargs(config))
+    torch.testing.assert_close(got, _verl_grpo(batch, norm), rtol=1e-6, atol=1e-6)
+
+
+def test_single_group_gives_grpo_up_to_the_batch_scale():
+    prompts = [Prompt(p.rewards, "A", "M,A1") for p in _prompts()]
+    batch = make_batch(prompts, shuffle_seed=1)
+    got = row_scalars(fair_grpo(**batch.kwargs())[0], batch.response_mask)
+    grpo = row_scalars(_verl_grpo(batch), batch.response_mask)
+    nonzero = grpo.abs() > 1e-6
+    ratio = got[nonzero] / grpo[nonzero]
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-5)
+    assert got.std() == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+@pytest.mark.parametrize("weighting", ["fairgrpo", "alpha_fair", "group_dro"])
+def test_relabelling_groups_and_domains_changes_nothing(variant, weighting):
+    config = {"fair_grpo": {"variant": variant, "weighting": weighting}}
+    rename = {"M,A1": "x", "F,A2": "y", "F,A4": "z", "A": "dom1", "B": "dom2"}
+    results = []
+    for mapping in ({}, rename):
+        from verl_fair.integration import context
+
+        context.reset_state()
+        for seed in range(3):
+            prompts = [Prompt(p.rewards, mapping.get(p.domain, p.domain), mapping.get(p.group, p.group),
+                              uid=f"{seed}-{i}") for i, p in enumerate(_prompts(seed))]
+            advantages, _ = fair_grpo(**make_batch(prompts, shuffle_seed=seed).kwargs(config))
+        results.append(advantages)
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
+
+
+def test_fairgrpo_upweights_small_and_hard_groups():
+    prompts = [Prompt([1, 1, 1, 0], "A", "majority") for _ in range(8)] + [Prompt([1, 0, 0, 0], "A", "minority")]
+    fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"min_group_size": None}}))
+    weights = get_state().last_prompt_weights
+    assert weights[-1] > 5 * weights[0]
+
+
+def test_alpha_fair_weights_follow_the_reward_deficit():
+    prompts = [Prompt([1, 1, 1, 0], "A", "easy"), Prompt([1, 0, 0, 0], "A", "hard")]
+    fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"weighting": "alpha_fair", "alpha": 2.0,
+                                                          "min_group_size": None}}))
+    weights = get_state().last_prompt_weights
+    assert weights[1] / weights[0] == pytest.approx((0.75 / 0.25) ** 2)
+    assert weights.mean() == pytest.approx(1.0)
+
+
+def test_group_dro_moves_weight_to_the_worst_group_over_steps():
+    prompts = [Prompt([1, 1, 1, 0], "A", "easy"), Prompt([1, 0, 0, 0], "A", "hard")]
+    config = {"fair_grpo": {"weighting": "group_dro", "dro_step_size": 1.0, "min_group_size": None}}
+    spreads = []
+    for _ in range(3):
+        fair_grpo(**make_batch(prompts).kwargs(config))
+        w = get_state().last_prompt_weights
+        assert np.dot(w, [4, 4]) / 8 == pytest.approx(1.0)
+        spreads.append(w[1] / w[0])
+    assert spreads[0] > 1 and spreads[2] > spreads[1] > spreads[0]
+
+
+def test_reward_floor_fires_and_is_counted():
+    prompts = [Prompt([0, 0, 0, 1], "A", "hard"), Prompt([1, 1, 0, 1], "A", "easy")]
+    batch = make_batch(prompts)
+    fair_grpo(**batch.kwargs({"fair_grpo": {"reward_floor": 0.3, "min_group_size": None,
+                                            "max_weight_ratio": None}}))
+    metrics = get_state().last_metrics
+    assert metrics["fair/guard/reward_floor"] == 4
+    assert metrics["fair/guard/min_group_pool"] == 0
+
+
+def test_min_group_size_pools_small_groups_into_their_domain():
+    prompts = [Prompt([1, 0, 1, 1], "A", "big") for _ in range(3)] + [Prompt([0, 0, 1, 0], "A", "small")]
+    fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"min_group_size": 2, "reward_floor": None}}))
+    state = get_state()
+    assert state.last_metrics["fair/guard/min_group_pool"] == 4
+    # the pooled group takes its domain's statistics: N = 4 visits, mu = 10 / 16
+    assert state.last_prompt_weights[3] == pytest.approx(1 / (np.sqrt(4) * 0.625) ** 2)
+
+
+def test_max_weight_ratio_caps_the_spread_and_is_counted():
+    prompts = [Prompt([1, 1, 1, 0], "A", "g1") for _ in range(8)] + [Prompt([0, 0, 1, 0], "B", "g2")]
+    for variant in ("paper", "official"):
+        from verl_fair.integration import context
+
+        context.reset_state()
+        fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"variant": variant, "max_weight_ratio": 3.0,
+                                                              "min_group_size": None}}))
+        state = get_state()
+        assert state.last_metrics["fair/weight_spread"] == pytest.approx(3.0)
+        assert state.last_metrics["fair/guard/weight_cap"] == 4
+
+
+def test_official_nonfinite_fallback_is_counted():
+    prompts = [Prompt([0, 0, 0, 0], "A", "never"), Prompt([1, 0, 1, 0], "B", "some")]
+    batch = make_batch(prompts)
+    advantages, _ = fair_grpo(**batch.kwargs({"fair_grpo": {"variant": "official"}}))
+    assert torch.isfinite(advantages).all()
+    assert get_state().last_metrics["fair/guard/nonfinite_fallback"] == 4
