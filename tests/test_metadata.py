@@ -1,0 +1,89 @@
+"""Where per-prompt domains and groups come from: the batch, the published uid table, or nowhere."""
+
+import logging
+
+import numpy as np
+import pytest
+from helpers import Prompt, make_batch
+
+from verl_fair.algorithm import estimator
+from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
+from verl_fair.groups.labels import UNK, age_bin, group_key
+from verl_fair.integration import context
+
+PROMPTS = [Prompt([1, 0, 1], "A", "M,A1"), Prompt([0, 0, 1], "B", "F,A2"), Prompt([1, 1, 0], "B", UNK)]
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch):
+    monkeypatch.setattr(estimator, "_warned", set())
+
+
+def _groups_seen():
+    return context.get_state().last_prompt_groups
+
+
+def test_metadata_from_non_tensor_batch():
+    fair_grpo(**make_batch(PROMPTS).kwargs())
+    assert _groups_seen() == [("A", "M,A1"), ("B", "F,A2"), ("B", UNK)]
+
+
+def test_metadata_from_the_published_uid_table_is_consumed():
+    batch = make_batch(PROMPTS)
+    uids = list(dict.fromkeys(batch.index))
+    context.publish({uids[0]: ("A", "M,A1"), uids[1]: ("B", "F,A2"), uids[2]: ("B", UNK)})
+    fair_grpo(**batch.kwargs(with_metadata=False))
+    assert _groups_seen() == [("A", "M,A1"), ("B", "F,A2"), ("B", UNK)]
+    assert not context.has_published()
+
+
+def test_partly_published_metadata_counts_the_rest_as_unk(caplog):
+    batch = make_batch(PROMPTS)
+    context.publish({batch.index[0]: ("A", "M,A1")})
+    with caplog.at_level(logging.WARNING):
+        fair_grpo(**batch.kwargs(with_metadata=False))
+    assert "2 of 3 prompts had no published metadata" in caplog.text
+    assert _groups_seen()[1:] == [("default", UNK), ("default", UNK)]
+
+
+def test_label_free_mode_warns_once_with_the_fix(caplog):
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            fair_grpo(**make_batch(PROMPTS).kwargs(with_metadata=False))
+    warnings = [r for r in caplog.records if "label-free" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "trainer.v1.sampler.custom_sampler.path" in warnings[0].getMessage()
+    assert set(_groups_seen()) == {("default", UNK)}
+
+
+def test_custom_data_source_key():
+    batch = make_batch(PROMPTS)
+    batch.non_tensor_batch["dataset"] = batch.non_tensor_batch.pop("data_source")
+    fair_grpo(**batch.kwargs({"fair_grpo": {"data_source_key": "dataset"}}))
+    assert [d for d, _ in _groups_seen()] == ["A", "B", "B"]
+
+
+@pytest.mark.parametrize(("extra_info", "key"), [
+    ({"sex": "Male", "age": 68}, "M,A3"),
+    ({"demographics": {"sex": "female", "age": "25"}}, "F,A1"),
+    ({"sex": "F", "age": 76.5}, "F,A4"),
+    ({"sex": "M", "age": "nan"}, "M,UNK"),
+    ({"sex": "unknown", "age": None}, UNK),
+    ({"sex": "", "age": "not recorded"}, UNK),
+    ({}, UNK),
+    (None, UNK),
+    ("sex: Male", UNK),
+    ({"fair_group": "site-3", "sex": "M"}, "site-3"),
+    ({"fair_group": "  ", "sex": "M", "age": 30}, "M,A2"),
+    ({"fair_group": float("nan"), "sex": "F", "age": 51}, "F,A3"),
+])
+def test_group_keys(extra_info, key):
+    assert group_key(extra_info) == key
+
+
+def test_age_bins_are_configurable():
+    assert [age_bin(a, (18, 65)) for a in (10, 18, 40, 65, 90, -1, True)] == ["A1", "A1", "A2", "A2", "A3", UNK, UNK]
+    batch = make_batch(PROMPTS)
+    batch.non_tensor_batch["extra_info"] = np.array([{"age": 70}] * len(batch.index), dtype=object)
+    fair_grpo(**batch.kwargs({"fair_grpo": {"group_attributes": ["age"], "age_bins": [18, 65]}}))
+    assert {g for _, g in _groups_seen()} == {"A3"}
