@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test bench clean
+.PHONY: setup test demo bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 
 test: setup
 	$(PY) -m pytest -q tests
+
+demo: setup
+	$(PY) -m verl_fair.demo
 
 bench: setup
 	$(PY) -m benchmarks.estimator

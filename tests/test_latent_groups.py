@@ -27,7 +27,7 @@ def test_paper_latent_groups_separate_difficulty_levels():
     rng = np.random.default_rng(0)
     latent = LatentGroups(ClusterConfig())
     vectors, levels = _vectors(rng, 300)
-    found = latent.assign("A", vectors, [str(i) for i in range(300)], unk_visits=300)
+    found = latent.assign("A", vectors, [str(i) for i in range(300)], unk_visits=300, step=1)
     assert len(set(found.cluster_ids)) == 3
     for level in (0.95, 0.5, 0.05):
         ids = found.cluster_ids[levels == level]
@@ -45,7 +45,7 @@ def test_cluster_ids_are_stable_across_steps():
     mapping = None
     for step in range(5):
         vectors, levels = _vectors(rng, 120)
-        found = latent.assign("A", vectors, [f"{step}-{i}" for i in range(120)], unk_visits=120 * (step + 1))
+        found = latent.assign("A", vectors, [f"{step}-{i}" for i in range(120)], unk_visits=120 * (step + 1), step=step + 1)
         majority = {lvl: np.bincount(found.cluster_ids[levels == lvl]).argmax() for lvl in (0.95, 0.5, 0.05)}
         mapping = mapping or majority
         assert majority == mapping
@@ -57,7 +57,7 @@ def test_memory_is_bounded_and_sizes_scale_to_the_window():
         latent = LatentGroups(ClusterConfig(memory=50, memory_mode=mode))
         for step in range(6):
             vectors, _ = _vectors(rng, 40)
-            found = latent.assign("A", vectors, [f"{step}-{i}" for i in range(40)], unk_visits=40 * (step + 1))
+            found = latent.assign("A", vectors, [f"{step}-{i}" for i in range(40)], unk_visits=40 * (step + 1), step=step + 1)
             assert len(latent.domains_["A"].vectors) <= 50
         # every visit in the window is represented: cluster sizes add up to the UNK visits
         fitted = 50 + 40
@@ -73,14 +73,14 @@ def test_same_seed_same_groups():
         out = []
         for step in range(4):
             vectors, _ = _vectors(rng, 50)
-            out.append(latent.assign("A", vectors, [str(i) for i in range(50)], unk_visits=50).cluster_ids)
+            out.append(latent.assign("A", vectors, [str(i) for i in range(50)], unk_visits=50, step=step + 1).cluster_ids)
         results.append(np.concatenate(out))
     np.testing.assert_array_equal(results[0], results[1])
 
 
 def test_identical_vectors_form_one_group():
     latent = LatentGroups(ClusterConfig())
-    found = latent.assign("A", [np.ones(4, dtype=np.float32)] * 5, list("abcde"), unk_visits=5)
+    found = latent.assign("A", [np.ones(4, dtype=np.float32)] * 5, list("abcde"), unk_visits=5, step=1)
     assert set(found.cluster_ids) == {0} and np.all(found.sizes == 5) and np.all(found.means == 1.0)
 
 
@@ -95,6 +95,17 @@ def test_official_latent_keeps_the_whole_history():
     latent = OfficialLatentGroups(ClusterConfig(features="raw", memory=None))
     for step in range(3):
         vectors, _ = _vectors(rng, 20)
-        found = latent.assign("A", vectors, [f"{step}-{i}" for i in range(20)], unk_visits=20 * (step + 1))
+        found = latent.assign("A", vectors, [f"{step}-{i}" for i in range(20)], unk_visits=20 * (step + 1), step=step + 1)
     assert len(latent.vectors_["A"]) == 60
     assert found.sizes.max() <= 60
+
+
+def test_window_history_expires_memory_older_than_k_steps():
+    rng = np.random.default_rng(5)
+    latent = LatentGroups(ClusterConfig(memory=1000), window_steps=2)
+    for step in range(1, 6):
+        vectors, _ = _vectors(rng, 10)
+        for domain in ("A", "B"):  # several domains in one step must not advance the clock twice
+            latent.assign(domain, vectors, [str(i) for i in range(10)], unk_visits=10, step=step)
+    assert sorted(set(latent.domains_["A"].steps)) == [4, 5]
+    assert len(latent.domains_["B"].vectors) == 20

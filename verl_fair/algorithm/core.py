@@ -118,7 +118,8 @@ class FairGRPO:
                 pool = group_ids[prompts[0]]
                 found = self.latent.assign(domain, [vectors[p] for p in prompts],
                                            [batch.uids[p] for p in prompts],
-                                           unk_visits=float(self.group_stats.count(np.array([pool]))[0]))
+                                           unk_visits=float(self.group_stats.count(np.array([pool]))[0]),
+                                           step=self.steps_)
                 view.group_count[prompts] = found.sizes
                 view.group_mean[prompts] = found.means
                 for p, cluster in zip(prompts, found.cluster_ids):

@@ -75,7 +75,7 @@ class OfficialLatentGroups:
         self.first_visit_: dict[str, dict[str, int]] = {}
 
     def assign(self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str],
-               unk_visits: float) -> LatentAssignment:
+               unk_visits: float, step: int) -> LatentAssignment:
         """Add this step's UNK prompts of ``domain`` to its history, refit, label them."""
         from sklearn.cluster import KMeans
 
@@ -127,7 +127,6 @@ class LatentGroups:
         self.window_steps = window_steps
         self.rng_ = np.random.default_rng(config.seed)
         self.domains_: dict[str, _DomainMemory] = {}
-        self.step_ = 0
 
     def features(self, vectors: Sequence[np.ndarray], dim: int) -> np.ndarray:
         """Rows of length ``dim``: the sorted rewards, or their quantiles for another rollout count."""
@@ -140,20 +139,20 @@ class LatentGroups:
         return out
 
     def assign(self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str],
-               unk_visits: float) -> LatentAssignment:
+               unk_visits: float, step: int) -> LatentAssignment:
         """Cluster memory plus this step's UNK prompts of ``domain``; label the prompts; update memory.
 
         ``unk_visits`` is the domain's UNK question visits in the statistics window: a cluster's N_g is
         its share of the fitted vectors times that number, on the scale of explicit groups' counts.
+        ``step`` is the training step, which dates memory for ``history: {window: K}``.
         """
         from sklearn.cluster import KMeans
 
-        self.step_ += 1
         if domain not in self.domains_:
             dim = modal_length(vectors)
             self.domains_[domain] = _DomainMemory(dim, np.empty((0, dim)), np.empty(0, dtype=np.int64), warm={})
         mem = self.domains_[domain]
-        self._expire(mem)
+        self._expire(mem, step)
         current = self.features(vectors, mem.dim)
         x = np.concatenate([mem.vectors, current])
 
@@ -170,7 +169,7 @@ class LatentGroups:
         counts = np.bincount(model.labels_, minlength=len(ids)).astype(np.float64)
         sizes = counts[labels] / len(x) * unk_visits
         means = model.cluster_centers_.mean(axis=1)[labels]
-        self._remember(mem, current)
+        self._remember(mem, current, step)
         return LatentAssignment(ids[labels], sizes, means)
 
     def _stable_ids(self, mem: _DomainMemory, centroids: np.ndarray) -> np.ndarray:
@@ -188,15 +187,15 @@ class LatentGroups:
         mem.centroids, mem.ids = centroids.copy(), ids
         return ids
 
-    def _expire(self, mem: _DomainMemory) -> None:
+    def _expire(self, mem: _DomainMemory, step: int) -> None:
         if self.window_steps is not None:
-            keep = mem.steps > self.step_ - self.window_steps
+            keep = mem.steps > step - self.window_steps
             mem.vectors, mem.steps = mem.vectors[keep], mem.steps[keep]
 
-    def _remember(self, mem: _DomainMemory, current: np.ndarray) -> None:
+    def _remember(self, mem: _DomainMemory, current: np.ndarray, step: int) -> None:
         """Keep at most ``cluster.memory`` vectors: the newest (sliding) or a uniform sample (reservoir)."""
         cap = self.config.memory
-        steps = np.full(len(current), self.step_, dtype=np.int64)
+        steps = np.full(len(current), step, dtype=np.int64)
         if cap is None or self.config.memory_mode == "sliding":
             start = 0 if cap is None else -cap
             mem.vectors = np.concatenate([mem.vectors, current])[start:]
@@ -217,7 +216,6 @@ class LatentGroups:
 
     def state_dict(self) -> dict:
         return {
-            "step": self.step_,
             "rng": self.rng_.bit_generator.state,
             "domains": {d: {"dim": m.dim, "vectors": m.vectors, "steps": m.steps, "seen": m.seen,
                             "centroids": m.centroids, "ids": m.ids, "warm": dict(m.warm), "next_id": m.next_id}
@@ -225,6 +223,5 @@ class LatentGroups:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.step_ = int(state["step"])
         self.rng_.bit_generator.state = state["rng"]
         self.domains_ = {d: _DomainMemory(**m) for d, m in state["domains"].items()}

@@ -1,0 +1,1 @@
+"""CPU demos of verl-fair (``python -m verl_fair.demo``)."""

@@ -1,0 +1,5 @@
+import sys
+
+from verl_fair.demo.advantage import main
+
+sys.exit(main())
