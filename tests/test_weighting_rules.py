@@ -103,14 +103,14 @@ def test_reward_floor_fires_and_is_counted():
                                             "max_weight_ratio": None}}))
     metrics = get_state().last_metrics
     assert metrics["fair/guard/reward_floor"] == 4
-    assert metrics["fair/guard/min_group_pool"] == 0
+    assert metrics["fair/guard/small_group_pool"] == 0
 
 
 def test_min_group_size_pools_small_groups_into_their_domain():
     prompts = [Prompt([1, 0, 1, 1], "A", "big") for _ in range(3)] + [Prompt([0, 0, 1, 0], "A", "small")]
     fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"min_group_size": 2, "reward_floor": None}}))
     state = get_state()
-    assert state.last_metrics["fair/guard/min_group_pool"] == 4
+    assert state.last_metrics["fair/guard/small_group_pool"] == 4
     # the pooled group takes its domain's statistics: N = 4 visits, mu = 10 / 16
     assert state.last_prompt_weights[3] == pytest.approx(1 / (np.sqrt(4) * 0.625) ** 2)
 

@@ -32,7 +32,7 @@ from verl_fair.groups.labels import UNK
 from verl_fair.groups.latent import LatentGroups, OfficialLatentGroups
 
 STATE_VERSION = 1
-GUARDS = ("reward_floor", "min_group_pool", "weight_cap", "nonfinite_fallback")
+GUARDS = ("reward_floor", "small_group_pool", "weight_cap", "nonfinite_fallback")
 
 
 class FairGRPO:
@@ -50,8 +50,10 @@ class FairGRPO:
         self.steps_ = 0
         self.guard_totals_: Counter = Counter()
         self.last_metrics: dict[str, float] = {}
-        self.last_prompt_groups: list[tuple[str, str]] = []
+        self.last_prompt_groups: list[tuple[str, str]] = []  # (domain, label or UNK) per prompt
+        self.last_prompt_keys: list[tuple[str, str]] = []  # the group each prompt was weighted in
         self.last_prompt_weights: np.ndarray = np.empty(0)
+        self.last_prompt_mass: np.ndarray = np.empty(0)  # sum of |advantage| over each prompt's rows
 
     def step(self, batch: PromptBatch, domains: Sequence[str], groups: Sequence[str]) -> torch.Tensor:
         """Advantages ``(B,)`` (one scalar per row, 0 on padding rows) for one training step.
@@ -71,11 +73,13 @@ class FairGRPO:
         rollouts = batch.counts.astype(np.float64)
         counters: Counter = Counter({g: 0 for g in GUARDS})
 
+        keys = list(zip((str(d) for d in domains), (str(g) for g in groups)))
         if cfg.weighting == "none":
             weights = np.ones(batch.num_prompts)
             advantages = scores
         else:
             view = self._group_view(batch, domains, groups)
+            keys = view.group_keys
             pool_small_groups(view, cfg.min_group_size, rollouts, counters)
             if cfg.weighting == "fairgrpo":
                 factor = fairgrpo_factors(view, cfg, rollouts, counters)
@@ -90,7 +94,7 @@ class FairGRPO:
                     prompt_means = batch.reward_sums() / rollouts
                     weights = self.dro.weights(view, prompt_means, rollouts, cfg, counters)
                 advantages = scores * torch.from_numpy(weights.astype(np.float32))[torch.from_numpy(batch.prompt)]
-        self._record(batch, domains, groups, weights, counters)
+        self._record(batch, domains, groups, keys, weights, advantages, counters)
         return scatter_rows(advantages, batch, batch_size)
 
     def _group_view(self, batch: PromptBatch, domains: Sequence[str], groups: Sequence[str]) -> GroupView:
@@ -138,10 +142,14 @@ class FairGRPO:
         return scaled
 
     def _record(self, batch: PromptBatch, domains: Sequence[str], groups: Sequence[str],
-                weights: np.ndarray, counters: Counter) -> None:
+                keys: list[tuple[str, str]], weights: np.ndarray, advantages: torch.Tensor,
+                counters: Counter) -> None:
         self.guard_totals_.update(counters)
         self.last_prompt_groups = list(zip((str(d) for d in domains), (str(g) for g in groups)))
+        self.last_prompt_keys = list(keys)
         self.last_prompt_weights = np.asarray(weights, dtype=np.float64)
+        self.last_prompt_mass = np.bincount(batch.prompt, weights=advantages.abs().double().numpy(),
+                                            minlength=batch.num_prompts)
         finite = weights[np.isfinite(weights) & (weights > 0)]
         self.last_metrics = {
             "fair/prompts": float(batch.num_prompts),

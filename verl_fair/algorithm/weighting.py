@@ -33,7 +33,7 @@ def pool_small_groups(view: GroupView, min_size: int | None, rollouts: np.ndarra
     small = view.group_count < min_size
     view.group_count = np.where(small, view.domain_count, view.group_count)
     view.group_mean = np.where(small, view.domain_mean, view.group_mean)
-    counters["min_group_pool"] += int(rollouts[small].sum())
+    counters["small_group_pool"] += int(rollouts[small].sum())
 
 
 def fairgrpo_factors(view: GroupView, cfg: FairGRPOConfig, rollouts: np.ndarray, counters: dict) -> np.ndarray:

@@ -1,0 +1,94 @@
+"""v1 replay-buffer samplers that hand FairGRPO each prompt's data source and group.
+
+verl 0.9.1's v1 trainer passes a registered estimator only rewards, the mask and uids. The data
+source and ``extra_info`` of every trajectory sit in TransferQueue; a custom sampler
+(``trainer.v1.sampler.custom_sampler``) runs in the same process right before the advantage step,
+so it reads them there, publishes uid -> (domain, group) for the estimator, and returns per-group
+training metrics, which verl logs every step. Validation batches pass through untouched.
+
+Enable with the shipped config, or::
+
+    trainer.v1.sampler.custom_sampler.path=pkg://verl_fair.integration.sampler
+    trainer.v1.sampler.custom_sampler.name=FairReplayBuffer      # FairReplayBufferAsync for async modes
+    +trainer.v1.sampler.sampler_kwargs.fair_grpo='${algorithm.fair_grpo}'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import transfer_queue as tq
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
+
+from verl_fair.config import FairGRPOConfig
+from verl_fair.integration import context
+from verl_fair.integration.group_metrics import PromptRecord, training_metrics
+
+logger = logging.getLogger(__name__)
+
+TRAIN_PARTITION = "train"
+
+
+class FairMetadataMixin:
+    """Reads each sampled train batch's metadata from TransferQueue and publishes it."""
+
+    sampler_kwargs: Mapping[str, Any]
+
+    def sample(self, global_steps: int, partition_id: str, batch_size: int):
+        batch, metrics = super().sample(global_steps, partition_id, batch_size)
+        if partition_id == TRAIN_PARTITION and len(batch.keys) > 0:
+            metrics = {**metrics, **self.publish_metadata(batch)}
+        return batch, metrics
+
+    @property
+    def fair_config(self) -> FairGRPOConfig:
+        if not hasattr(self, "_fair_config"):
+            section = (self.sampler_kwargs or {}).get("fair_grpo", None)
+            self._fair_config = FairGRPOConfig.from_algorithm({"fair_grpo": section} if section is not None else {})
+        return self._fair_config
+
+    def publish_metadata(self, batch) -> dict[str, float]:
+        """Publish uid -> (domain, group) for this batch's prompts; return the per-group metrics."""
+        cfg = self.fair_config
+        fields = ["uid", "rm_scores", cfg.data_source_key, "extra_info"]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        records = prompt_records(data, cfg)
+        context.publish({r.uid: (r.domain, r.group) for r in records})
+        return training_metrics(records, context.get_state())
+
+
+class FairReplayBuffer(FairMetadataMixin, ReplayBuffer):
+    """verl's sync replay buffer plus FairGRPO metadata (``trainer.v1.trainer_mode=sync``)."""
+
+
+class FairReplayBufferAsync(FairMetadataMixin, ReplayBufferAsync):
+    """verl's async replay buffer plus FairGRPO metadata (the async trainer modes)."""
+
+
+def prompt_records(data, cfg: FairGRPOConfig) -> list[PromptRecord]:
+    """One record per prompt from a TransferQueue batch: domain, group and rollout rewards."""
+    from verl_fair.groups.labels import UNK, group_key
+
+    uids = [str(u) for u in _column(data, "uid")]
+    sources = _column(data, cfg.data_source_key)
+    infos = _column(data, "extra_info")
+    rewards = [float(r.sum()) for r in data["rm_scores"].unbind(0)] if "rm_scores" in data.keys() else None
+    records: dict[str, PromptRecord] = {}
+    for row, uid in enumerate(uids):
+        record = records.get(uid)
+        if record is None:
+            domain = str(sources[row]) if sources is not None else "default"
+            group = group_key(infos[row], cfg.group_attributes, cfg.age_bins) if infos is not None else UNK
+            record = records[uid] = PromptRecord(uid, domain, group, [])
+        if rewards is not None:
+            record.rewards.append(rewards[row])
+    return list(records.values())
+
+
+def _column(data, name: str):
+    """A TransferQueue field as a Python list, or None when the trajectories do not carry it."""
+    if name not in data.keys():
+        return None
+    return list(data[name])
