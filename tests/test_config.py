@@ -42,3 +42,9 @@ def test_explicit_null_switches_a_guard_off():
 def test_norm_adv_by_std_must_be_a_boolean():
     with pytest.raises(FairGRPOConfigError, match="norm_adv_by_std_in_grpo='yes'"):
         FairGRPOConfig.from_algorithm({"norm_adv_by_std_in_grpo": "yes"})
+
+
+def test_yaml_defaults_follow_the_variant():
+    official = FairGRPOConfig.from_mapping({**_shipped(), "variant": "official"})
+    assert official == FairGRPOConfig.from_mapping({"variant": "official"})
+    assert official.reward_floor is None and official.cluster.memory is None

@@ -94,3 +94,29 @@ def test_verl_symbols_this_project_relies_on_still_exist():
     assert {"data", "adv_estimator", "norm_adv_by_std_in_grpo", "config"} <= set(params)
     assert "batch_keys" in inspect.signature(v1_utils.compute_advantage_for_multi_trajectories).parameters
     assert v1_utils.compute_advantage is compute_advantage
+
+    # integration/sampler.py: the replay buffers, their sample() contract and TransferQueue's reader
+    import transfer_queue
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    assert list(inspect.signature(ReplayBuffer.sample).parameters) == ["self", "global_steps", "partition_id",
+                                                                      "batch_size"]
+    assert issubclass(ReplayBufferAsync, ReplayBuffer)
+    assert {"trainer_mode", "sampler_kwargs", "refill_fn"} <= set(inspect.signature(ReplayBuffer.__init__).parameters)
+    assert callable(transfer_queue.kv_batch_get) and callable(PPOTrainer._compute_advantage)
+    # verl's padding rows, which the estimator must recognise by their uid
+    from verl.trainer.ppo import padding_utils
+
+    assert 'pad_uid = f"pad' in inspect.getsource(padding_utils.upsample_batch_to_divisible_size)
+    # integration/checkpoint.py: the callback hook and verl's resume rule
+    from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
+    from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
+
+    assert {"trainer", "global_step", "checkpoint_dir"} <= set(inspect.signature(CheckpointCallback.on_save).parameters)
+    assert callable(find_latest_ckpt_path)
+    # integration/legacy.py: the module global that RayPPOTrainer.fit calls
+    import verl.trainer.ppo.ray_trainer as ray_trainer
+
+    assert "compute_advantage(" in inspect.getsource(ray_trainer.RayPPOTrainer.fit)
+    assert callable(ray_trainer.compute_response_mask)

@@ -22,6 +22,8 @@ MEMORY_MODES = ("reservoir", "sliding")
 
 # Guard defaults of the paper variant (method.md 13.2); the official variant has them off.
 PAPER_GUARDS = {"reward_floor": 0.05, "max_weight_ratio": 100.0, "min_group_size": 16}
+# A knob set to AUTO (or left out) takes the default of the chosen variant.
+AUTO = "auto"
 
 
 class FairGRPOConfigError(ValueError):
@@ -125,8 +127,8 @@ class FairGRPOConfig:
 
         guards = {}
         for name, default in PAPER_GUARDS.items():
-            value = raw[name] if name in raw else (None if official else default)
-            guards[name] = value
+            value = raw.get(name, AUTO)
+            guards[name] = (None if official else default) if value == AUTO else value
         if guards["reward_floor"] is not None:
             guards["reward_floor"] = _non_negative("reward_floor", guards["reward_floor"])
         if guards["max_weight_ratio"] is not None:
@@ -194,13 +196,15 @@ def _cluster(raw: Any, official: bool) -> ClusterConfig:
         raise _fail("cluster.seed", seed, "an integer")
     if official:
         for key, required in (("features", "raw"), ("memory", None), ("seed", 0)):
-            if key in raw and raw[key] != required:
+            if raw.get(key, AUTO) not in (AUTO, required):
                 raise _fail(f"cluster.{key}", raw[key], f"{required!r} with variant=official (the authors' "
                             "clustering); use variant=paper to change it")
         return ClusterConfig(k_max=k_max, tol=float(tol), features="raw", memory=None, seed=0)
-    features = raw.get("features", "sorted")
+    features = raw.get("features", AUTO)
+    features = "sorted" if features == AUTO else features
     _choice("cluster.features", features, CLUSTER_FEATURES)
-    memory = raw.get("memory", 4096)
+    memory = raw.get("memory", AUTO)
+    memory = 4096 if memory == AUTO else memory
     if memory is not None and (not isinstance(memory, int) or isinstance(memory, bool) or memory < 2):
         raise _fail("cluster.memory", memory, "an integer >= 2 (prompt vectors kept per domain), or null for unbounded")
     memory_mode = raw.get("memory_mode", "reservoir")

@@ -35,8 +35,17 @@ def register() -> None:
     register_adv_est(ESTIMATOR_NAME)(estimator)
 
 
+def enable_requested_adapters() -> None:
+    """Install the legacy-trainer adapter when the run asks for it (``VERL_FAIR_LEGACY_ADAPTER=1``)."""
+    from verl_fair.integration import legacy
+
+    if legacy.requested():
+        legacy.enable()
+
+
 try:
     register()
+    enable_requested_adapters()
 except Exception:  # verl would swallow this at DEBUG level
     logger.warning("verl-fair failed to register %r with verl; algorithm.adv_estimator=%s will be unknown.",
                    ESTIMATOR_NAME, ESTIMATOR_NAME, exc_info=True)

@@ -9,7 +9,7 @@ training metrics, which verl logs every step. Validation batches pass through un
 Enable with the shipped config, or::
 
     trainer.v1.sampler.custom_sampler.path=pkg://verl_fair.integration.sampler
-    trainer.v1.sampler.custom_sampler.name=FairReplayBuffer      # FairReplayBufferAsync for async modes
+    trainer.v1.sampler.custom_sampler.name=FairReplayBuffer      # every trainer mode
     +trainer.v1.sampler.sampler_kwargs.fair_grpo='${algorithm.fair_grpo}'
 """
 
@@ -60,10 +60,19 @@ class FairMetadataMixin:
 
 
 class FairReplayBuffer(FairMetadataMixin, ReplayBuffer):
-    """verl's sync replay buffer plus FairGRPO metadata (``trainer.v1.trainer_mode=sync``)."""
+    """verl's replay buffer plus FairGRPO metadata, for every trainer mode.
+
+    Like verl's default choice, ``trainer_mode=sync`` gets the sync buffer and the async modes get
+    :class:`FairReplayBufferAsync`, so one configured name serves all modes.
+    """
+
+    def __new__(cls, *args, trainer_mode: str = "sync", **kwargs):
+        if cls is FairReplayBuffer and trainer_mode != "sync":
+            cls = FairReplayBufferAsync
+        return super().__new__(cls)
 
 
-class FairReplayBufferAsync(FairMetadataMixin, ReplayBufferAsync):
+class FairReplayBufferAsync(FairReplayBuffer, ReplayBufferAsync):
     """verl's async replay buffer plus FairGRPO metadata (the async trainer modes)."""
 
 
