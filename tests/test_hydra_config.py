@@ -51,6 +51,8 @@ def test_doctor_says_what_the_run_will_do(args, expected):
     (("~trainer.v1.sampler.sampler_kwargs.fair_grpo", "algorithm.fair_grpo.group_attributes=[race]"),
      "sampler_kwargs.fair_grpo"),
     (("algorithm.fair_grpo.varient=x",), "varient"),
+    (("--config-name", "ppo_trainer", "algorithm.adv_estimator=fair_grpo", "+algorithm.fair_grpo.labels=required"),
+     "labels=required but no metadata sampler"),
 ])
 def test_doctor_fails_on_configuration_mistakes(args, expected):
     result = _doctor(*args)

@@ -87,3 +87,14 @@ def test_age_bins_are_configurable():
     batch.non_tensor_batch["extra_info"] = np.array([{"age": 70}] * len(batch.index), dtype=object)
     fair_grpo(**batch.kwargs({"fair_grpo": {"group_attributes": ["age"], "age_bins": [18, 65]}}))
     assert {g for _, g in _groups_seen()} == {"A3"}
+
+
+def test_labels_none_masks_groups_but_keeps_domains():
+    fair_grpo(**make_batch(PROMPTS).kwargs({"fair_grpo": {"labels": "none"}}))
+    assert _groups_seen() == [("A", UNK), ("B", UNK), ("B", UNK)]
+    assert all(group.startswith("latent") for _, group in context.get_state().last_prompt_keys)
+
+
+def test_labels_required_stops_a_label_free_run():
+    with pytest.raises(estimator.MissingLabelsError, match="labels=required.*custom_sampler"):
+        fair_grpo(**make_batch(PROMPTS).kwargs({"fair_grpo": {"labels": "required"}}, with_metadata=False))

@@ -19,6 +19,7 @@ VARIANTS = ("paper", "official")
 WEIGHTINGS = ("fairgrpo", "alpha_fair", "group_dro", "none")
 CLUSTER_FEATURES = ("raw", "sorted")
 MEMORY_MODES = ("reservoir", "sliding")
+LABEL_MODES = ("auto", "required", "none")
 
 # Guard defaults of the paper variant (method.md 13.2); the official variant has them off.
 PAPER_GUARDS = {"reward_floor": 0.05, "max_weight_ratio": 100.0, "min_group_size": 16}
@@ -87,6 +88,7 @@ class FairGRPOConfig:
     group_attributes: tuple[str, ...] = ("sex", "age")
     age_bins: tuple[float, ...] = (25.0, 50.0, 75.0)
     data_source_key: str = "data_source"
+    labels: str = "auto"
     norm_adv_by_std_in_grpo: bool = True
 
     @classmethod
@@ -150,6 +152,8 @@ class FairGRPOConfig:
         if (not isinstance(bins, (list, tuple)) or not bins or not all(_is_number(b) for b in bins)
                 or list(bins) != sorted(set(bins))):
             raise _fail("age_bins", bins, "a non-empty, strictly increasing list of upper bin edges, e.g. [25, 50, 75]")
+        labels = raw.get("labels", "auto")
+        _choice("labels", labels, LABEL_MODES)
         source_key = raw.get("data_source_key", "data_source")
         if not isinstance(source_key, str) or not source_key:
             raise _fail("data_source_key", source_key, "the name of the field holding the data source")
@@ -167,6 +171,7 @@ class FairGRPOConfig:
             group_attributes=tuple(attributes),
             age_bins=tuple(float(b) for b in bins),
             data_source_key=source_key,
+            labels=labels,
             norm_adv_by_std_in_grpo=norm_adv_by_std_in_grpo,
             **guards,
         )

@@ -73,8 +73,21 @@ def compute_fair_grpo_outcome_advantage(
     return advantages, advantages
 
 
+class MissingLabelsError(RuntimeError):
+    """``labels: required`` but no metadata reached the estimator."""
+
+
 def prompt_metadata(batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None,
                     cfg: FairGRPOConfig) -> tuple[list[str], list[str]]:
+    """Domain and group key of each prompt; ``labels: none`` keeps the domains and masks the groups."""
+    domains, groups = _labelled_metadata(batch, non_tensor_batch, cfg)
+    if cfg.labels == "none":
+        groups = [UNK] * len(groups)
+    return domains, groups
+
+
+def _labelled_metadata(batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None,
+                       cfg: FairGRPOConfig) -> tuple[list[str], list[str]]:
     """Domain and group key of each prompt, from the batch, the published uid table, or neither."""
     if non_tensor_batch is not None and (cfg.data_source_key in non_tensor_batch
                                          or "extra_info" in non_tensor_batch):
@@ -92,6 +105,9 @@ def prompt_metadata(batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarra
                            "domain %r.", len(published) - len(found), len(published), LABEL_FREE_DOMAIN)
         filled = [entry or (LABEL_FREE_DOMAIN, UNK) for entry in published]
         return [d for d, _ in filled], [g for _, g in filled]
+    if cfg.labels == "required":
+        raise MissingLabelsError("algorithm.fair_grpo.labels=required, but no data source or demographics reached "
+                                 "fair_grpo. " + ENABLE_LABELS_HINT)
     _warn_once("label_free", "fair_grpo found no per-sample metadata (data source, demographics) and runs "
                "label-free: every prompt is UNK in one domain and groups are latent clusters of reward "
                "vectors. " + ENABLE_LABELS_HINT)

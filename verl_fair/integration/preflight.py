@@ -43,6 +43,8 @@ def plan_run(config) -> RunPlan:
     elif legacy.requested():
         plan.facts.append("legacy trainer: labelled; the legacy adapter hands non_tensor_batch to fair_grpo. "
                           "FairGRPO statistics are not checkpointed on this trainer.")
+    elif fair.labels == "none":
+        plan.facts.append("legacy trainer: labels ignored (labels=none); groups are latent clusters.")
     else:
         plan.problems.append(
             "trainer.use_v1=False without the legacy adapter: fair_grpo would see no data source or demographics "
@@ -63,6 +65,10 @@ def _plan_v1(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
                 "trainer.v1.sampler.sampler_kwargs.fair_grpo='${algorithm.fair_grpo}' (the shipped config does).")
         plan.facts.append("v1 trainer: labelled; the metadata sampler reads data_source and extra_info from "
                           "TransferQueue and logs fair/train/* and fair/estimator/* every step.")
+    elif fair.labels == "required":
+        plan.problems.append("algorithm.fair_grpo.labels=required but no metadata sampler is configured: set "
+                             f"trainer.v1.sampler.custom_sampler.path={SAMPLER_PATH} and .name=FairReplayBuffer, "
+                             "or use the shipped fair_grpo_trainer config.")
     else:
         plan.facts.append("v1 trainer: LABEL-FREE (no metadata sampler): every prompt is UNK in one domain and "
                           "groups are latent clusters. For labels, set trainer.v1.sampler.custom_sampler.path="
