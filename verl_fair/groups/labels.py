@@ -2,8 +2,8 @@
 
 Rules, in order:
 - ``extra_info["fair_group"]``, when present and not empty, is the key as given;
-- otherwise each configured attribute is read from ``extra_info`` itself or from its nested
-  ``demographics`` mapping; ``sex`` becomes its upper-case first letter (M, F, ...), ``age`` its bin
+- otherwise each configured attribute is read from ``extra_info`` itself, its nested
+  ``demographics`` mapping, or the authors' ``demo`` string ("sex: Male, age: 68"); ``sex`` becomes its upper-case first letter (M, F, ...), ``age`` its bin
   (A1 for age <= 25, A2 for <= 50, A3 for <= 75, A4 above, with the default bins), any other
   attribute its stripped text;
 - missing, empty, "nan", "none", "null", "unknown" and unparseable values are UNK; the key joins the
@@ -22,13 +22,27 @@ MISSING_TEXT = frozenset({"", "nan", "none", "null", "unknown", "unk", "n/a", "n
 
 
 def attribute_value(extra_info: Mapping[str, Any], attribute: str) -> Any:
-    """The raw value of ``attribute`` in ``extra_info`` or its ``demographics`` mapping (None if absent)."""
+    """The raw value of ``attribute`` in ``extra_info``, its ``demographics`` mapping, or the authors'
+    ``demo`` string ("sex: Male, age: 68"); None if absent."""
     if attribute in extra_info:
         return extra_info[attribute]
     nested = extra_info.get("demographics")
     if isinstance(nested, Mapping):
         return nested.get(attribute)
+    demo = extra_info.get("demo")
+    if isinstance(demo, str):
+        return parse_demo_string(demo).get(attribute)
     return None
+
+
+def parse_demo_string(demo: str) -> dict[str, str]:
+    """``"sex: Male, age: 68"`` -> ``{"sex": "Male", "age": "68"}``; items without ':' are ignored."""
+    out = {}
+    for item in demo.split(","):
+        key, sep, value = item.partition(":")
+        if sep:
+            out[key.strip().lower()] = value.strip()
+    return out
 
 
 def _is_missing(value: Any) -> bool:

@@ -1,0 +1,1 @@
+"""Reward functions for verl (installed as verl_fair.reward_fns)."""

@@ -1,0 +1,211 @@
+"""Clinical-diagnosis reward for verl: set-F1 between the predicted and the gold diagnoses.
+
+Use it from an installed verl-fair or from a checkout::
+
+    reward.custom_reward_function.path=pkg://verl_fair.reward_fns.clinical_diagnosis
+    reward.custom_reward_function.path=reward_fns/clinical_diagnosis.py
+    reward.custom_reward_function.name=compute_score
+    +reward.custom_reward_function.reward_kwargs.format_weight=0.1      # optional settings, below
+
+The final answer is read from, in order of preference by position (the last one in the text wins):
+``\\boxed{...}`` (nested braces allowed) or ``<answer>...</answer>`` (an unclosed last ``<answer>``
+runs to the end of the text). Without either, the fallback is the text after the last "answer:"
+(e.g. "Final answer: effusion"), else the last non-empty line; ``format_ok`` is 0 then. Only the
+last 100,000 characters are searched, so the cost is bounded whatever the input.
+
+Labels are compared after normalisation (Unicode NFKC, lower case, punctuation removed, whitespace
+collapsed, synonyms mapped to one name); answers and ground truths with several labels are split on
+",", ";", "&", "|", new lines and the word "and". ``acc`` is set-F1 (1 or 0 on single-label tasks).
+
+Returned keys, the same for every sample:
+    score       (1 - format_weight) * acc + format_weight * format_ok
+    acc         set-F1 in [0, 1]
+    pred        the normalised predicted labels joined by ", " (enables verl's maj@N)
+    format_ok   1.0 when a boxed or tagged answer was found (and <think>...</think> precedes it when
+                require_think is set), else 0.0
+    group       the sample's demographic group key (e.g. "M,A3"; "UNK"), for audits of validation dumps
+    acc_grp_<attribute>_<value>   acc for members of that group, None for everyone else, so that verl's
+                validation metrics report per-group accuracy (val-aux/<source>/acc_grp_sex_F/mean@N)
+
+Settings (``reward_kwargs``): format_weight (default 0), require_think (False), synonyms (alias ->
+name, added to the defaults), group_values (attribute -> list of values; default sex F/M and age
+A1..A4), age_bins ([25, 50, 75]). An unknown setting raises at the first call; sample inputs never
+raise: anything unexpected scores 0 with the keys above.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from verl_fair.groups.labels import attribute_label, attribute_value, group_key
+
+logger = logging.getLogger(__name__)
+
+SEARCH_WINDOW = 100_000
+DEFAULT_SYNONYMS = {
+    "normal": "no finding",
+    "no findings": "no finding",
+    "none": "no finding",
+    "healthy": "no finding",
+    "no abnormality": "no finding",
+    "negative": "no finding",
+}
+DEFAULT_GROUP_VALUES = {"sex": ("F", "M"), "age": ("A1", "A2", "A3", "A4")}
+# keyword arguments verl itself may pass to a reward function; they are accepted and ignored
+VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict"})
+SETTINGS = frozenset({"format_weight", "require_think", "synonyms", "group_values", "age_bins"})
+
+_SEPARATORS = re.compile(r"\s*(?:[,;&|\n]|\band\b)\s*", re.IGNORECASE)
+_NOT_WORD = re.compile(r"[^\w\s+-]+")
+_SPACES = re.compile(r"\s+")
+_ANSWER_PREFIX = re.compile(r"answer\s*(?:is)?\s*[:\-]", re.IGNORECASE)
+
+
+def compute_score(data_source: Any = None, solution_str: Any = None, ground_truth: Any = None,
+                  extra_info: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """Score one response; see the module docstring for the keys and settings."""
+    settings = _settings(kwargs)
+    groups = _group_keys(settings["group_values"])
+    try:
+        return _score(solution_str, ground_truth, extra_info, settings, groups)
+    except Exception:  # a reward must never take the run down; count it in the logs
+        logger.warning("clinical_diagnosis: could not score a sample of %r; scoring 0", data_source, exc_info=True)
+        return {"score": 0.0, "acc": 0.0, "pred": "", "format_ok": 0.0, "group": "UNK",
+                **{key: None for _, _, key in groups}}
+
+
+def _score(solution_str: Any, ground_truth: Any, extra_info: Any, settings: dict, groups) -> dict[str, Any]:
+    text = solution_str if isinstance(solution_str, str) else ("" if solution_str is None else str(solution_str))
+    text = text[-SEARCH_WINDOW:]
+    answer, tagged, start = extract_answer(text)
+    synonyms = settings["synonyms"]
+    predicted = split_labels(answer, synonyms)
+    gold = split_labels(ground_truth, synonyms)
+    acc = set_f1(predicted, gold)
+    format_ok = tagged and (not settings["require_think"] or _think_before(text, start))
+    weight = settings["format_weight"]
+    info = extra_info if isinstance(extra_info, Mapping) else {}
+    result = {
+        "score": float((1.0 - weight) * acc + weight * float(format_ok)),
+        "acc": acc,
+        "pred": ", ".join(sorted(predicted)),
+        "format_ok": float(format_ok),
+        "group": group_key(info, tuple(a for a, _ in settings["group_values"]), settings["age_bins"]),
+    }
+    for attribute, value, key in groups:
+        member = attribute_label(attribute, attribute_value(info, attribute), settings["age_bins"]) == value
+        result[key] = acc if member else None
+    return result
+
+
+def extract_answer(text: str) -> tuple[str, bool, int]:
+    """(answer, found in boxed/answer tags, start position) of the last answer in ``text``."""
+    candidates = [c for c in (_last_boxed(text), _last_answer_tag(text)) if c is not None]
+    if candidates:
+        start, content = max(candidates)
+        return content, True, start
+    prefixed = list(_ANSWER_PREFIX.finditer(text[-2000:]))
+    if prefixed:
+        tail = text[-2000:][prefixed[-1].end():]
+        return tail.strip().splitlines()[0] if tail.strip() else "", False, len(text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else ""), False, len(text)
+
+
+def _last_boxed(text: str) -> tuple[int, str] | None:
+    """The last complete ``\\boxed{...}``: one pass over the braces, so linear in the text."""
+    found = None
+    stack: list[tuple[int, bool]] = []  # (content start, opened by \boxed)
+    for match in re.finditer(r"\\boxed\s*\{|[{}]", text):
+        token = match.group(0)
+        if token == "}":
+            if stack:
+                begin, boxed = stack.pop()
+                if boxed:
+                    found = (match.start(), begin)
+        else:
+            stack.append((match.end(), token != "{"))
+    if found is None:
+        return None
+    end, begin = found
+    return begin, text[begin:end]
+
+
+def _last_answer_tag(text: str) -> tuple[int, str] | None:
+    lower = text.lower()
+    opening = lower.rfind("<answer>")
+    if opening < 0:
+        return None
+    begin = opening + len("<answer>")
+    closing = lower.find("</answer>", begin)
+    return begin, text[begin:closing if closing >= 0 else len(text)]
+
+
+def _think_before(text: str, position: int) -> bool:
+    lower = text[:position].lower()
+    opening = lower.find("<think>")
+    return opening >= 0 and lower.find("</think>", opening) >= 0
+
+
+def normalise_label(label: str, synonyms: Mapping[str, str]) -> str:
+    text = unicodedata.normalize("NFKC", label).lower()
+    text = _SPACES.sub(" ", _NOT_WORD.sub(" ", text)).strip()
+    return synonyms.get(text, text)
+
+
+def split_labels(value: Any, synonyms: Mapping[str, str]) -> frozenset[str]:
+    """The set of normalised labels in an answer or a ground truth (a string or a list of strings)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return frozenset()
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+    parts = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    labels = set()
+    for part in parts:
+        for piece in _SEPARATORS.split(str(part)):
+            label = normalise_label(piece, synonyms)
+            if label:
+                labels.add(label)
+    return frozenset(labels)
+
+
+def set_f1(predicted: frozenset[str], gold: frozenset[str]) -> float:
+    """2PR / (P + R) of two label sets; 0 when they share nothing (or the ground truth is empty)."""
+    hits = len(predicted & gold)
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / len(predicted), hits / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated ``reward_kwargs``; a bad setting is a configuration error and raises."""
+    unknown = set(kwargs) - SETTINGS - VERL_KWARGS
+    if unknown:
+        raise ValueError(f"clinical_diagnosis got unknown reward_kwargs {sorted(unknown)}; "
+                         f"allowed: {sorted(SETTINGS)}")
+    weight = kwargs.get("format_weight", 0.0)
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0.0 <= weight <= 1.0:
+        raise ValueError(f"reward_kwargs.format_weight={weight!r} is not valid: expected a number in [0, 1]")
+    synonyms = dict(DEFAULT_SYNONYMS)
+    for alias, name in (kwargs.get("synonyms") or {}).items():
+        synonyms[normalise_label(str(alias), {})] = normalise_label(str(name), {})
+    group_values = kwargs.get("group_values") or DEFAULT_GROUP_VALUES
+    return {
+        "format_weight": float(weight),
+        "require_think": bool(kwargs.get("require_think", False)),
+        "synonyms": synonyms,
+        "group_values": tuple((str(a), tuple(str(v) for v in values)) for a, values in group_values.items()),
+        "age_bins": tuple(float(b) for b in kwargs.get("age_bins", (25, 50, 75))),
+    }
+
+
+def _group_keys(group_values: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, str, str]]:
+    """(attribute, value, result key) for every configured group."""
+    return [(attribute, value, f"acc_grp_{attribute}_{value}") for attribute, values in group_values
+            for value in values]

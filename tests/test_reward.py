@@ -1,0 +1,153 @@
+"""The clinical-diagnosis reward: parsing, scoring, fixed keys, robustness, and verl's reward loop."""
+
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verl_fair.reward_fns.clinical_diagnosis import compute_score, extract_answer, set_f1, split_labels
+
+KEYS = {"score", "acc", "pred", "format_ok", "group", "acc_grp_sex_F", "acc_grp_sex_M",
+        "acc_grp_age_A1", "acc_grp_age_A2", "acc_grp_age_A3", "acc_grp_age_A4"}
+
+
+@pytest.mark.parametrize(("response", "answer", "tagged"), [
+    ("so \\boxed{Pneumonia}", "Pneumonia", True),
+    ("\\boxed{\\text{Pleural {Effusion}}}", "\\text{Pleural {Effusion}}", True),
+    ("first \\boxed{A} then \\boxed{B}", "B", True),
+    ("<answer>Edema</answer>", "Edema", True),
+    ("<ANSWER> edema </ANSWER> and later \\boxed{Mass}", "Mass", True),
+    ("\\boxed{Mass} but finally <answer>Nodule</answer>", "Nodule", True),
+    ("<answer>\\boxed{Nodule}</answer>", "Nodule", True),
+    ("<answer>cut off mid", "cut off mid", True),
+    ("\\boxed{unbalanced", "\\boxed{unbalanced", False),
+    ("I think.\nFinal answer: Melanoma\nThanks", "Melanoma", False),
+    ("line one\n\nlast line  ", "last line  ", False),
+    ("", "", False),
+])
+def test_answer_extraction(response, answer, tagged):
+    got, found, _ = extract_answer(response)
+    assert (got, found) == (answer, tagged)
+
+
+@pytest.mark.parametrize(("response", "truth", "acc"), [
+    ("\\boxed{Pneumonia}", "pneumonia", 1.0),
+    ("\\boxed{  PNEUMONIA. }", "Pneumonia", 1.0),
+    ("\\boxed{Normal}", "No Finding", 1.0),
+    ("\\boxed{Edema and Pleural Effusion}", "Pleural Effusion, Edema", 1.0),
+    ("\\boxed{Edema, Mass}", "Edema; Pneumonia", 0.5),
+    ("\\boxed{Edema}", ["Edema", "Mass"], 2 / 3),
+    ("\\boxed{Edema}", np.array(["Edema"], dtype=object), 1.0),
+    ("\\boxed{Edema}", "Mass", 0.0),
+    ("\\boxed{}", "Mass", 0.0),
+    ("\\boxed{Edema}", None, 0.0),
+    ("\\boxed{Ｅｄｅｍａ}", "edema", 1.0),
+])
+def test_set_f1_scoring(response, truth, acc):
+    assert compute_score("chexpert", response, truth)["acc"] == pytest.approx(acc)
+
+
+def test_synonyms_are_configurable():
+    assert compute_score("x", "\\boxed{nv}", "melanocytic nevus", synonyms={"NV": "Melanocytic Nevus"})["acc"] == 1.0
+    assert set_f1(split_labels("a, b", {}), split_labels("b, c", {})) == pytest.approx(0.5)
+
+
+def test_format_term_and_think_tags():
+    plain = compute_score("x", "Final answer: Mass", "Mass", format_weight=0.5)
+    assert plain["format_ok"] == 0.0 and plain["score"] == pytest.approx(0.5)
+    boxed = compute_score("x", "\\boxed{Mass}", "Mass", format_weight=0.5, require_think=True)
+    assert boxed["format_ok"] == 0.0
+    thought = compute_score("x", "<think>round opacity</think>\\boxed{Mass}", "Mass", format_weight=0.5,
+                            require_think=True)
+    assert thought["format_ok"] == 1.0 and thought["score"] == 1.0
+
+
+def test_per_group_accuracy_keys_are_none_for_non_members():
+    result = compute_score("x", "\\boxed{Mass}", "Mass", {"demographics": {"sex": "female", "age": 30}})
+    assert set(result) == KEYS
+    assert result["acc_grp_sex_F"] == 1.0 and result["acc_grp_age_A2"] == 1.0
+    assert result["acc_grp_sex_M"] is None and result["acc_grp_age_A4"] is None
+    assert result["group"] == "F,A2"
+    custom = compute_score("x", "\\boxed{Mass}", "Mass", {"race": "Asian"}, group_values={"race": ["Asian", "White"]})
+    assert custom["acc_grp_race_Asian"] == 1.0 and custom["acc_grp_race_White"] is None
+
+
+def test_settings_errors_name_the_setting():
+    with pytest.raises(ValueError, match="unknown reward_kwargs \\['fromat_weight'\\]"):
+        compute_score("x", "y", "z", fromat_weight=0.1)
+    with pytest.raises(ValueError, match="format_weight=2"):
+        compute_score("x", "y", "z", format_weight=2)
+    assert set(compute_score("x", "y", "z", reward_router_address=None, reward_model_tokenizer=None)) == KEYS
+
+
+anything = st.one_of(st.none(), st.text(), st.integers(), st.floats(), st.binary(), st.lists(st.text(max_size=20)),
+                     st.dictionaries(st.text(max_size=8), st.one_of(st.text(max_size=8), st.integers(), st.none())))
+
+
+@settings(max_examples=300, deadline=None)
+@given(response=st.one_of(st.text(), st.text(alphabet="{}\\boxed<>/answer ,"), anything),
+       truth=anything, extra=anything)
+def test_never_raises_and_always_returns_the_same_keys(response, truth, extra):
+    result = compute_score("x", response, truth, extra)
+    assert set(result) == KEYS
+    assert 0.0 <= result["score"] <= 1.0 and isinstance(result["pred"], str)
+
+
+@pytest.mark.parametrize("response", [
+    "{" * 1_000_000,
+    "}" * 1_000_000,
+    "\\boxed{" * 150_000,
+    "<answer>" * 120_000,
+    "\\boxed{" + "x" * 1_000_000 + "}",
+    "and, " * 200_000,
+    "\u0301\u200b\U0001F600" * 300_000,
+])
+def test_adversarial_megabyte_inputs(response):
+    assert set(compute_score("x", response, "x, y")) == KEYS
+
+
+def test_thread_safe_under_a_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [("\\boxed{Mass}", "Mass", 1.0), ("\\boxed{Edema, Mass}", "Mass", 2 / 3)] * 200
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda c: compute_score("x", c[0], c[1])["acc"], cases))
+    assert got == pytest.approx([c[2] for c in cases])
+
+
+def _reward_config(path):
+    from hydra import compose, initialize_config_dir
+
+    from verl_fair.cli import _configs
+
+    with initialize_config_dir(config_dir=str(_configs()), version_base=None):
+        return compose(config_name="fair_grpo_trainer",
+                       overrides=[f"reward.custom_reward_function.path={path}",
+                                  "reward.custom_reward_function.reward_kwargs.format_weight=0.2"])
+
+
+@pytest.mark.parametrize("path", ["pkg://verl_fair.reward_fns.clinical_diagnosis", "reward_fns/clinical_diagnosis.py"])
+def test_through_verls_reward_loop(path):
+    from tiny_tokenizer import tiny_tokenizer
+    from verl import DataProto
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    tokenizer = tiny_tokenizer()
+    manager = load_reward_manager(_reward_config(path), tokenizer)
+    text = "<think>The lungs look clear.</think> The answer is \\boxed{No Finding}."
+    response = torch.tensor([tokenizer.encode(text)])
+    prompt = torch.tensor([tokenizer.encode("Which conditions are present?")])
+    extra_info = {"index": 3, "demographics": {"sex": "male", "age": 81}}
+    data = DataProto.from_dict(
+        tensors={"prompts": prompt, "responses": response,
+                 "attention_mask": torch.ones(1, prompt.shape[1] + response.shape[1], dtype=torch.int64)},
+        non_tensors={"data_source": np.array(["chexpert"], dtype=object),
+                     "reward_model": np.array([{"ground_truth": "normal"}], dtype=object),
+                     "extra_info": np.array([extra_info], dtype=object)})
+    result = manager.loop.run_until_complete(manager.run_single(data))  # the loop verl bound it to
+    assert result["reward_score"] == pytest.approx(1.0)
+    info = result["reward_extra_info"]
+    assert set(info) == KEYS and info["acc_grp_sex_M"] == 1.0 and info["acc_grp_age_A4"] == 1.0
+    assert info["acc_grp_sex_F"] is None and info["group"] == "M,A4"
