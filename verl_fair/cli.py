@@ -1,4 +1,4 @@
-"""The ``verl-fair`` command line: ``doctor`` and ``config-dir``."""
+"""The ``verl-fair`` command line: ``doctor``, ``prepare`` and ``config-dir``."""
 
 from __future__ import annotations
 
@@ -97,6 +97,79 @@ def _configs():
     return resources.files("verl_fair").joinpath("configs")
 
 
+def prepare(args: argparse.Namespace) -> int:
+    """Convert a clinical dataset into verl parquet files (train, val) with demographics in extra_info."""
+    from pathlib import Path
+
+    from verl_fair.data import prepare as data
+
+    report = data.Report()
+    source = Path(args.input)
+    if args.format == "jsonl":
+        examples = data.read_jsonl(source, args.attribute or [])
+    else:
+        spec = data.TableSpec(
+            data_source=args.data_source, data_source_column=args.data_source_column,
+            label_column=args.label_column, label_columns=args.label_columns or (),
+            positive_values=args.positive_values, label_map=_pairs(args.label_map, "--label-map"),
+            image_column=args.image_column, image_root=Path(args.image_root) if args.image_root else None,
+            image_suffix=args.image_suffix, sex_column=args.sex_column, age_column=args.age_column,
+            attribute_columns=_pairs(args.attribute_column, "--attribute-column"),
+            question=args.question, id_column=args.id_column)
+        examples = data.read_table(source, spec)
+    output = Path(args.output)
+    try:
+        data.prepare(examples, output, val_fraction=args.val_fraction, seed=args.seed,
+                     embed_images=args.images == "embed", on_error=args.on_error, report=report)
+    except (ValueError, OSError) as error:
+        print(f"verl-fair prepare: {error}", file=sys.stderr)
+        return 2
+    print(data.write_summary(report, output, args.min_group_size))
+    return 0
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag} {item!r}: expected NAME=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def _prepare_parser(commands) -> None:
+    parser = commands.add_parser("prepare", help=prepare.__doc__)
+    parser.add_argument("format", choices=["jsonl", "table"],
+                        help="jsonl: the FairGRPO authors' layout; table: a CSV or Parquet file")
+    parser.add_argument("input", help="the .jsonl, .csv or .parquet file")
+    parser.add_argument("--output", required=True, help="folder for train.parquet, val.parquet, summary.json")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic split")
+    parser.add_argument("--images", choices=["embed", "path"], default="embed",
+                        help="embed image bytes in the parquet, or keep absolute paths")
+    parser.add_argument("--on-error", choices=["skip", "stop"], default="skip",
+                        help="skip bad rows (each reported, counted in summary.json) or stop at the first")
+    parser.add_argument("--min-group-size", type=int, default=30, help="flag (data source, group)s below this")
+    parser.add_argument("--attribute", action="append", help="jsonl: another demographic key of the demo string")
+    table = parser.add_argument_group("table")
+    table.add_argument("--data-source", help="the data source (domain) of every row")
+    table.add_argument("--data-source-column")
+    table.add_argument("--label-column", help="column holding the diagnosis (several labels separated by ',')")
+    table.add_argument("--label-columns", nargs="+", help="one-hot columns; a row's labels are those set positive")
+    table.add_argument("--positive-values", nargs="+", default=["1", "1.0", "true", "yes"])
+    table.add_argument("--label-map", action="append", help="CODE=NAME, e.g. mel=melanoma (repeatable)")
+    table.add_argument("--image-column")
+    table.add_argument("--image-root", help="folder the image column is relative to (default: the table's)")
+    table.add_argument("--image-suffix", default="", help="appended to the image column, e.g. .jpg")
+    table.add_argument("--sex-column")
+    table.add_argument("--age-column")
+    table.add_argument("--attribute-column", action="append", help="NAME=COLUMN, e.g. race=Race (repeatable)")
+    table.add_argument("--question", default="What is the diagnosis?",
+                       help="question text; {column} placeholders are filled from the row")
+    table.add_argument("--id-column", help="stable row id for the split (default: the image path)")
+
+
 def config_dir() -> int:
     """Print the folder of the shipped YAML configurations (for Hydra's --config-path)."""
     print(_configs())
@@ -110,10 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config-path", default=None, help="folder of the run's config (default: the shipped one)")
     check.add_argument("--config-name", default="fair_grpo_trainer", help="ppo_trainer for verl's own config")
     check.add_argument("overrides", nargs="*", help="Hydra overrides, as given to verl.trainer.main_ppo")
+    _prepare_parser(commands)
     commands.add_parser("config-dir", help=config_dir.__doc__)
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor(args.config_path, args.config_name, args.overrides)
+    if args.command == "prepare":
+        return prepare(args)
     return config_dir()
 
 
