@@ -172,3 +172,23 @@ def test_round_trip_through_verls_dataset_to_the_reward(tmp_path):
     result = compute_score(batch["data_source"][0], "\\boxed{Progression}", batch["reward_model"][0]["ground_truth"],
                            extra_info)
     assert result["acc"] == 1.0 and result["acc_grp_sex_F"] == 1.0 and result["group"] == "F,A2"
+
+
+def test_join_brings_patient_demographics_to_each_slice(tmp_path):
+    for slice_number in (1, 2):
+        _image(tmp_path / "049" / f"{slice_number}.jpg")
+    _image(tmp_path / "050" / "1.jpg")
+    pd.DataFrame({"PatientNumber": ["49", "49", "50"], "SliceNumber": ["1", "2", "1"],
+                  "Epidural": ["1", "0", "0"], "Subdural": ["0", "1", "0"], "No_Hemorrhage": ["0", "0", "1"],
+                  "image": ["049/1.jpg", "049/2.jpg", "050/1.jpg"]}).to_csv(tmp_path / "slices.csv", index=False)
+    pd.DataFrame({"Patient Number": ["49"], "Age": ["35"], "Gender": ["Male"]}).to_csv(tmp_path / "demo.csv",
+                                                                                   index=False)
+    spec = data.TableSpec(data_source="hemorrhage", label_columns=["Epidural", "Subdural", "No_Hemorrhage"],
+                          image_column="image", sex_column="Gender", age_column="Age",
+                          joins=[(tmp_path / "demo.csv", "PatientNumber", "Patient Number")])
+    report = data.Report()
+    _run(data.read_table(tmp_path / "slices.csv", spec), tmp_path, report=report, val_fraction=0.0)
+    rows = _all_rows(tmp_path / "out")
+    assert [e["demographics"] for e in rows["extra_info"]] == [{"sex": "M", "age": 35.0}] * 2 + [
+        {"sex": None, "age": None}]
+    assert report.groups[("hemorrhage", "M,A2")] == 2 and report.groups[("hemorrhage", "UNK")] == 1

@@ -115,7 +115,8 @@ def prepare(args: argparse.Namespace) -> int:
             image_column=args.image_column, image_root=Path(args.image_root) if args.image_root else None,
             image_suffix=args.image_suffix, sex_column=args.sex_column, age_column=args.age_column,
             attribute_columns=_pairs(args.attribute_column, "--attribute-column"),
-            question=args.question, id_column=args.id_column)
+            question=args.question, id_column=args.id_column,
+            joins=[_join(item) for item in args.join or []])
         examples = data.read_table(source, spec)
     output = Path(args.output)
     try:
@@ -136,6 +137,16 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
             raise SystemExit(f"{flag} {item!r}: expected NAME=VALUE")
         pairs[key] = value
     return pairs
+
+
+def _join(item: str) -> tuple:
+    from pathlib import Path
+
+    path, sep, columns = item.rpartition(":")
+    here, _, there = columns.partition("=")
+    if not sep or not path or not here:
+        raise SystemExit(f"--join {item!r}: expected FILE:COLUMN or FILE:COLUMN_HERE=COLUMN_THERE")
+    return Path(path), here, there or here
 
 
 def _prepare_parser(commands) -> None:
@@ -168,6 +179,8 @@ def _prepare_parser(commands) -> None:
     table.add_argument("--question", default="What is the diagnosis?",
                        help="question text; {column} placeholders are filled from the row")
     table.add_argument("--id-column", help="stable row id for the split (default: the image path)")
+    table.add_argument("--join", action="append",
+                       help="FILE:COLUMN or FILE:COLUMN_HERE=COLUMN_THERE, a left join (e.g. patient demographics)")
 
 
 def config_dir() -> int:

@@ -183,6 +183,7 @@ class TableSpec:
     attribute_columns: Mapping[str, str] = field(default_factory=dict)
     question: str = "What is the diagnosis?"
     id_column: str | None = None
+    joins: Sequence[tuple[Path, str, str]] = ()  # (table, column here, column there): left joins, in order
 
     def validate(self, columns: Iterable[str]) -> None:
         columns = set(columns)
@@ -201,7 +202,15 @@ def read_table(path: Path, spec: TableSpec) -> Iterator[Example | RowError]:
     """Examples from a CSV or Parquet table described by ``spec``."""
     import pandas as pd
 
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = _read(path)
+    for other, here, there in spec.joins:
+        extra = _read(other)
+        for name, columns, key in (("this table", frame.columns, here), (str(other), extra.columns, there)):
+            if key not in columns:
+                raise ValueError(f"join column {key!r} is not in {name}; it has {sorted(columns)}")
+        extra = extra.drop_duplicates(subset=[there])
+        frame = frame.merge(extra, how="left", left_on=here, right_on=there, suffixes=("", f" ({other.stem})"))
+        frame = frame.fillna("")
     spec.validate(frame.columns)
     root = spec.image_root or path.parent
     positive = {v.lower() for v in spec.positive_values}
@@ -228,6 +237,15 @@ def read_table(path: Path, spec: TableSpec) -> Iterator[Example | RowError]:
             demographics=raw,
             source_id=str(row[spec.id_column]) if spec.id_column else image or str(number),
         )
+
+
+def _read(path: Path):
+    import pandas as pd
+
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype=str, keep_default_na=False, sep=None if path.suffix == ".tsv" else ",",
+                       engine="python" if path.suffix == ".tsv" else "c")
 
 
 def _labels(value: Any) -> list[str]:
