@@ -98,7 +98,7 @@ def test_ham10000_like_table_with_label_map(tmp_path):
                   "age": ["45.0", "", "80"], "sex": ["male", "female", "unknown"],
                   "localization": ["back", "face", "trunk"]}).to_csv(tmp_path / "meta.csv", index=False)
     spec = data.TableSpec(data_source="ham10000", label_column="dx", label_map={"mel": "melanoma", "nv": "nevus"},
-                          image_column="image_id", image_root=tmp_path / "images", image_suffix=".jpg",
+                          image_column="image_id", image_roots=[tmp_path / "images"], image_suffix=".jpg",
                           sex_column="sex", age_column="age", attribute_columns={"site": "localization"},
                           question="What lesion is on the {localization}?")
     report = data.Report()

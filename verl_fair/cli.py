@@ -112,8 +112,8 @@ def prepare(args: argparse.Namespace) -> int:
             data_source=args.data_source, data_source_column=args.data_source_column,
             label_column=args.label_column, label_columns=args.label_columns or (),
             positive_values=args.positive_values, label_map=_pairs(args.label_map, "--label-map"),
-            image_column=args.image_column, image_root=Path(args.image_root) if args.image_root else None,
-            image_suffix=args.image_suffix, sex_column=args.sex_column, age_column=args.age_column,
+            image_column=args.image_column, image_template=args.image_template,
+            image_roots=[Path(r) for r in args.image_root or []], image_suffix=args.image_suffix, sex_column=args.sex_column, age_column=args.age_column,
             attribute_columns=_pairs(args.attribute_column, "--attribute-column"),
             question=args.question, id_column=args.id_column,
             joins=[_join(item) for item in args.join or []])
@@ -171,7 +171,8 @@ def _prepare_parser(commands) -> None:
     table.add_argument("--positive-values", nargs="+", default=["1", "1.0", "true", "yes"])
     table.add_argument("--label-map", action="append", help="CODE=NAME, e.g. mel=melanoma (repeatable)")
     table.add_argument("--image-column")
-    table.add_argument("--image-root", help="folder the image column is relative to (default: the table's)")
+    table.add_argument("--image-template", help="image path from columns, e.g. 'ct/{PatientNumber:0>3}/{SliceNumber}.jpg'")
+    table.add_argument("--image-root", nargs="+", help="folders searched in order for each image (default: the table's)")
     table.add_argument("--image-suffix", default="", help="appended to the image column, e.g. .jpg")
     table.add_argument("--sex-column")
     table.add_argument("--age-column")

@@ -38,7 +38,7 @@ INSTRUCTION = (" You FIRST think about the reasoning process as an internal mono
                "BE put in \\boxed{}.")
 ABILITY = "medical_diagnosis"
 SEX_VALUES = {"m": "M", "male": "M", "man": "M", "f": "F", "female": "F", "woman": "F"}
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 class RowError(ValueError):
@@ -176,7 +176,8 @@ class TableSpec:
     positive_values: Sequence[str] = ("1", "1.0", "true", "yes")
     label_map: Mapping[str, str] = field(default_factory=dict)
     image_column: str | None = None
-    image_root: Path | None = None
+    image_template: str | None = None  # e.g. "Patients_CT/{PatientNumber:0>3}/brain/{SliceNumber}.jpg"
+    image_roots: Sequence[Path] = ()  # folders searched in order (default: the table's folder)
     image_suffix: str = ""
     sex_column: str | None = None
     age_column: str | None = None
@@ -187,6 +188,8 @@ class TableSpec:
 
     def validate(self, columns: Iterable[str]) -> None:
         columns = set(columns)
+        if self.image_column and self.image_template:
+            raise ValueError("give at most one of --image-column and --image-template")
         if (self.data_source is None) == (self.data_source_column is None):
             raise ValueError("give exactly one of --data-source NAME or --data-source-column COLUMN")
         if bool(self.label_column) == bool(self.label_columns):
@@ -212,7 +215,7 @@ def read_table(path: Path, spec: TableSpec) -> Iterator[Example | RowError]:
         frame = frame.merge(extra, how="left", left_on=here, right_on=there, suffixes=("", f" ({other.stem})"))
         frame = frame.fillna("")
     spec.validate(frame.columns)
-    root = spec.image_root or path.parent
+    roots = list(spec.image_roots) or [path.parent]
     positive = {v.lower() for v in spec.positive_values}
     for number, row in enumerate(frame.to_dict(orient="records"), start=2 if path.suffix != ".parquet" else 1):
         if spec.label_column:
@@ -228,24 +231,44 @@ def read_table(path: Path, spec: TableSpec) -> Iterator[Example | RowError]:
         except (KeyError, ValueError) as error:
             yield RowError(number, "question", f"the template cannot be filled: {error}")
             continue
-        image = str(row[spec.image_column]).strip() if spec.image_column else ""
+        try:
+            image = _image_name(row, spec)
+        except (KeyError, ValueError) as error:
+            yield RowError(number, "image", f"the image template cannot be filled: {error}")
+            continue
         yield Example(
             data_source=spec.data_source or str(row[spec.data_source_column]).strip(),
             question=question,
             labels=labels,
-            images=[root / f"{image}{spec.image_suffix}"] if image else [],
+            images=[_find(image, roots)] if image else [],
             demographics=raw,
             source_id=str(row[spec.id_column]) if spec.id_column else image or str(number),
         )
 
 
+def _image_name(row: Mapping[str, Any], spec: TableSpec) -> str:
+    if spec.image_template:
+        return spec.image_template.format_map(row)
+    return f"{str(row[spec.image_column]).strip()}{spec.image_suffix}" if spec.image_column else ""
+
+
+def _find(name: str, roots: Sequence[Path]) -> Path:
+    """The first root holding ``name`` (the first root when none does, so the check names a path)."""
+    for root in roots:
+        if (root / name).is_file():
+            return root / name
+    return roots[0] / name
+
+
 def _read(path: Path):
+    """A table with string cells and headers whose whitespace (even new lines) is collapsed."""
     import pandas as pd
 
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, dtype=str, keep_default_na=False, sep=None if path.suffix == ".tsv" else ",",
-                       engine="python" if path.suffix == ".tsv" else "c")
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if path.suffix == ".tsv" else ",")
+    return frame.rename(columns=lambda c: " ".join(str(c).split()))
 
 
 def _labels(value: Any) -> list[str]:
