@@ -101,3 +101,33 @@ def test_labels_none_masks_groups_but_keeps_domains():
 def test_labels_required_stops_a_label_free_run():
     with pytest.raises(estimator.MissingLabelsError, match="labels=required.*custom_sampler"):
         fair_grpo(**make_batch(PROMPTS).kwargs({"fair_grpo": {"labels": "required"}}, with_metadata=False))
+
+
+def test_unknown_values_are_counted_by_attribute_and_reason():
+    from verl_fair.groups.labels import GroupLabeler
+
+    labeler = GroupLabeler(("sex", "age"), (25, 50, 75))
+    keys = labeler.assign([{"sex": "F", "age": "old"}, {"demographics": {"sex": None}}, {"fair_group": "x"}, None])
+    assert keys == ["F,UNK", UNK, "x", UNK]
+    assert labeler.unknown_ == {("age", "unparseable"): 1, ("sex", "empty"): 1, ("age", "absent"): 2,
+                                ("sex", "absent"): 1}
+
+
+def test_a_misspelt_attribute_is_reported_once(caplog):
+    batch = make_batch(PROMPTS)
+    batch.non_tensor_batch["extra_info"] = np.array([{"sex": "F", "age": 40}] * len(batch.index), dtype=object)
+    config = {"fair_grpo": {"group_attributes": ["sex", "gender"]}}
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            fair_grpo(**batch.kwargs(config))
+    reports = [r.getMessage() for r in caplog.records if "'gender' is in no row" in r.getMessage()]
+    assert len(reports) == 1 and "age" in reports[0] and "sex" in reports[0]
+    assert {g for _, g in _groups_seen()} == {"F,UNK"}
+
+
+def test_rows_without_any_demographics_raise_no_misspelling_report(caplog):
+    batch = make_batch(PROMPTS)
+    batch.non_tensor_batch["extra_info"] = np.array([{}] * len(batch.index), dtype=object)
+    with caplog.at_level(logging.WARNING):
+        fair_grpo(**batch.kwargs())
+    assert "is in no row" not in caplog.text

@@ -59,6 +59,7 @@ def test_v1_advantage_step_uses_the_published_groups_padding_and_reordering():
     assert metrics["fair/train/isic/M,A2/reward_mean"] == pytest.approx(0.25)
     assert metrics["fair/train/isic/M,A2/zero_variance_rate"] == pytest.approx(0.5)
     assert metrics["fair/train/unk_share"] == pytest.approx(1 / 6)
+    assert metrics["fair/train/unk_reason/sex/absent"] == pytest.approx(1 / 6)
 
     batch = upsample_batch_to_divisible_size(batch, batch_multiple=7, eos_token_id=0)  # as _balance_batch does
     pad_rows = [i for i, key in enumerate(batch.keys) if key.startswith("pad")]

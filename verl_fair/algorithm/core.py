@@ -28,7 +28,7 @@ from verl_fair.algorithm.weighting import (
     pool_small_groups,
 )
 from verl_fair.config import FairGRPOConfig
-from verl_fair.groups.labels import UNK
+from verl_fair.groups.labels import UNK, GroupLabeler
 from verl_fair.groups.latent import LatentGroups, OfficialLatentGroups
 
 STATE_VERSION = 1
@@ -47,6 +47,7 @@ class FairGRPO:
         else:
             self.latent = LatentGroups(config.cluster, window_steps=config.history.window)
         self.dro = GroupDRO()
+        self.labeler = GroupLabeler(config.group_attributes, config.age_bins)
         self.steps_ = 0
         self.guard_totals_: Counter = Counter()
         self.last_metrics: dict[str, float] = {}
@@ -55,13 +56,16 @@ class FairGRPO:
         self.last_prompt_weights: np.ndarray = np.empty(0)
         self.last_prompt_mass: np.ndarray = np.empty(0)  # sum of |advantage| over each prompt's rows
 
-    def step(self, batch: PromptBatch, domains: Sequence[str], groups: Sequence[str]) -> torch.Tensor:
+    def step(self, batch: PromptBatch, domains: Sequence[str], groups: Sequence[str],
+             reference_groups: Sequence[str] | None = None) -> torch.Tensor:
         """Advantages ``(B,)`` (one scalar per row, 0 on padding rows) for one training step.
 
         Args:
             batch: the rows regrouped by prompt (:func:`~verl_fair.algorithm.advantage.group_prompts`).
             domains: data source of each prompt (length P).
             groups: group key of each prompt, ``"UNK"`` when unlabelled (length P).
+            reference_groups: known labels of prompts whose groups are masked (``labels: none``); the
+                latent groups' agreement with them is logged as ``fair/latent/ari`` and ``fair/latent/nmi``.
         """
         cfg = self.config
         batch_size = batch.padding_rows + len(batch.rows)
@@ -95,6 +99,8 @@ class FairGRPO:
                     weights = self.dro.weights(view, prompt_means, rollouts, cfg, counters)
                 advantages = scores * torch.from_numpy(weights.astype(np.float32))[torch.from_numpy(batch.prompt)]
         self._record(batch, domains, groups, keys, weights, advantages, counters)
+        if reference_groups is not None:
+            self.last_metrics.update(alignment_metrics(keys, domains, reference_groups))
         return scatter_rows(advantages, batch, batch_size)
 
     def _group_view(self, batch: PromptBatch, domains: Sequence[str], groups: Sequence[str]) -> GroupView:
@@ -187,3 +193,21 @@ class FairGRPO:
         self.latent.load_state_dict(state["latent"])
         self.dro.load_state_dict(state["dro"])
         self.guard_totals_ = Counter(state["guard_totals"])
+
+
+def alignment_metrics(keys: Sequence[tuple[str, str]], domains: Sequence[str],
+                      reference_groups: Sequence[str]) -> dict[str, float]:
+    """Adjusted Rand index and normalised mutual information of latent groups against known labels.
+
+    Both compare (domain, latent group) with (domain, label) over the prompts whose label is known;
+    1 is perfect agreement, about 0 is chance. NaN with fewer than two labelled prompts.
+    """
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    known = [i for i, g in enumerate(reference_groups) if g != UNK]
+    if len(known) < 2:
+        return {"fair/latent/ari": float("nan"), "fair/latent/nmi": float("nan")}
+    found = [str(keys[i]) for i in known]
+    truth = [f"{domains[i]}|{reference_groups[i]}" for i in known]
+    return {"fair/latent/ari": float(adjusted_rand_score(truth, found)),
+            "fair/latent/nmi": float(normalized_mutual_info_score(truth, found))}

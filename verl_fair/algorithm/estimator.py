@@ -18,7 +18,7 @@ import torch
 
 from verl_fair.algorithm.advantage import PromptBatch, group_prompts
 from verl_fair.config import FairGRPOConfig
-from verl_fair.groups.labels import UNK, group_key
+from verl_fair.groups.labels import UNK, GroupLabeler
 from verl_fair.integration import context
 
 logger = logging.getLogger(__name__)
@@ -66,8 +66,11 @@ def compute_fair_grpo_outcome_advantage(
     state = context.get_state(cfg)
     with torch.no_grad():
         batch = group_prompts(token_level_rewards.sum(dim=-1), index)
-        domains, groups = prompt_metadata(batch, non_tensor_batch, cfg)
-        scalars = state.step(batch, domains, groups)
+        domains, groups = _labelled_metadata(batch, non_tensor_batch, cfg, state.labeler)
+        if cfg.labels == "none":  # latent groups only; the labels serve to measure their alignment
+            scalars = state.step(batch, domains, [UNK] * len(groups), reference_groups=groups)
+        else:
+            scalars = state.step(batch, domains, groups)
         scalars = scalars.to(device=token_level_rewards.device, dtype=token_level_rewards.dtype)
         advantages = scalars.unsqueeze(-1) * response_mask
     return advantages, advantages
@@ -77,25 +80,15 @@ class MissingLabelsError(RuntimeError):
     """``labels: required`` but no metadata reached the estimator."""
 
 
-def prompt_metadata(batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None,
-                    cfg: FairGRPOConfig) -> tuple[list[str], list[str]]:
-    """Domain and group key of each prompt; ``labels: none`` keeps the domains and masks the groups."""
-    domains, groups = _labelled_metadata(batch, non_tensor_batch, cfg)
-    if cfg.labels == "none":
-        groups = [UNK] * len(groups)
-    return domains, groups
-
-
 def _labelled_metadata(batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None,
-                       cfg: FairGRPOConfig) -> tuple[list[str], list[str]]:
+                       cfg: FairGRPOConfig, labeler: GroupLabeler) -> tuple[list[str], list[str]]:
     """Domain and group key of each prompt, from the batch, the published uid table, or neither."""
     if non_tensor_batch is not None and (cfg.data_source_key in non_tensor_batch
                                          or "extra_info" in non_tensor_batch):
         sources = non_tensor_batch.get(cfg.data_source_key)
         infos = non_tensor_batch.get("extra_info")
         domains = [LABEL_FREE_DOMAIN if sources is None else str(sources[r]) for r in batch.first_row]
-        groups = [UNK if infos is None else group_key(infos[r], cfg.group_attributes, cfg.age_bins)
-                  for r in batch.first_row]
+        groups = [UNK] * batch.num_prompts if infos is None else labeler.assign([infos[r] for r in batch.first_row])
         return domains, groups
     published = context.take(batch.uids)
     found = [entry for entry in published if entry is not None]

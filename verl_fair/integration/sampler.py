@@ -24,7 +24,8 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
 
 from verl_fair.config import FairGRPOConfig
 from verl_fair.integration import context
-from verl_fair.integration.group_metrics import PromptRecord, training_metrics
+from verl_fair.groups.labels import UNK, GroupLabeler
+from verl_fair.integration.group_metrics import PromptRecord, metric_name, training_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,14 @@ class FairMetadataMixin:
         cfg = self.fair_config
         fields = ["uid", "rm_scores", cfg.data_source_key, "extra_info"]
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
-        records = prompt_records(data, cfg)
+        if not hasattr(self, "_labeler"):
+            self._labeler = GroupLabeler(cfg.group_attributes, cfg.age_bins)
+        records = prompt_records(data, cfg, self._labeler)
         context.publish({r.uid: (r.domain, r.group) for r in records})
-        return training_metrics(records, context.get_state())
+        metrics = training_metrics(records, context.get_state())
+        for (attribute, reason), count in sorted(self._labeler.unknown_.items()):
+            metrics[metric_name("train", "unk_reason", attribute, reason)] = count / len(records)
+        return metrics
 
 
 class FairReplayBuffer(FairMetadataMixin, ReplayBuffer):
@@ -76,23 +82,22 @@ class FairReplayBufferAsync(FairReplayBuffer, ReplayBufferAsync):
     """verl's async replay buffer plus FairGRPO metadata (the async trainer modes)."""
 
 
-def prompt_records(data, cfg: FairGRPOConfig) -> list[PromptRecord]:
+def prompt_records(data, cfg: FairGRPOConfig, labeler: GroupLabeler) -> list[PromptRecord]:
     """One record per prompt from a TransferQueue batch: domain, group and rollout rewards."""
-    from verl_fair.groups.labels import UNK, group_key
-
     uids = [str(u) for u in _column(data, "uid")]
     sources = _column(data, cfg.data_source_key)
     infos = _column(data, "extra_info")
     rewards = [float(r.sum()) for r in data["rm_scores"].unbind(0)] if "rm_scores" in data.keys() else None
-    records: dict[str, PromptRecord] = {}
+    first: dict[str, int] = {}
     for row, uid in enumerate(uids):
-        record = records.get(uid)
-        if record is None:
-            domain = str(sources[row]) if sources is not None else "default"
-            group = group_key(infos[row], cfg.group_attributes, cfg.age_bins) if infos is not None else UNK
-            record = records[uid] = PromptRecord(uid, domain, group, [])
-        if rewards is not None:
-            record.rewards.append(rewards[row])
+        first.setdefault(uid, row)
+    first_rows = list(first.values())
+    groups = labeler.assign([infos[r] for r in first_rows]) if infos is not None else [UNK] * len(first_rows)
+    records = {uids[r]: PromptRecord(uids[r], str(sources[r]) if sources is not None else "default", g, [])
+               for r, g in zip(first_rows, groups)}
+    if rewards is not None:
+        for row, uid in enumerate(uids):
+            records[uid].rewards.append(rewards[row])
     return list(records.values())
 
 

@@ -1,0 +1,89 @@
+"""Offline group discovery: cluster per-sample feature vectors into ``extra_info["fair_group"]``.
+
+For data without demographic labels, groups can be found before training from features the user
+provides (image embeddings, say) in a parquet column. Per data source, k-means (k fixed, or chosen
+by the elbow rule up to ``k_max``) assigns each row a group ``<prefix><id>``, which FairGRPO then
+uses as the row's explicit group. Rows without a usable feature vector are left without a group
+(UNK) and counted. When rows also carry demographic labels, the report gives the adjusted Rand index
+and normalised mutual information of the clusters against them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from verl_fair.groups.labels import UNK, group_key
+from verl_fair.groups.latent import select_k_elbow
+
+
+def _vector(value: Any, dim: int | None) -> np.ndarray | None:
+    try:
+        vector = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    if vector.size == 0 or not np.all(np.isfinite(vector)) or (dim is not None and vector.size != dim):
+        return None
+    return vector
+
+
+def cluster(features: np.ndarray, k: int | None, k_max: int, seed: int) -> np.ndarray:
+    """Cluster labels of the rows of ``features``: k-means with k given or chosen by the elbow rule."""
+    from sklearn.cluster import KMeans
+
+    distinct = len(np.unique(features, axis=0))
+    if k is not None:
+        return KMeans(n_clusters=min(k, distinct), n_init="auto", random_state=seed).fit(features).labels_
+    models = [KMeans(n_clusters=j, n_init="auto", random_state=seed).fit(features)
+              for j in range(1, min(k_max, distinct) + 1)]
+    return models[select_k_elbow([m.inertia_ for m in models], tol=0.10) - 1].labels_
+
+
+def discover(input_path: Path, output_path: Path, feature_column: str, *, k: int | None = None, k_max: int = 8,
+             seed: int = 0, prefix: str = "cluster", data_source_key: str = "data_source",
+             attributes: Sequence[str] = ("sex", "age"), overwrite: bool = False) -> dict[str, Any]:
+    """Write ``output_path`` (the input with ``extra_info.fair_group`` set) and return the report."""
+    import pandas as pd
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    from tqdm import tqdm
+
+    frame = pd.read_parquet(input_path)
+    for column in (feature_column, data_source_key):
+        if column not in frame.columns:
+            raise ValueError(f"column {column!r} is not in {input_path}; it has {sorted(frame.columns)}")
+    infos = [dict(info) if isinstance(info, dict) else {} for info in frame.get("extra_info", [None] * len(frame))]
+    already = sum(1 for info in infos if info.get("fair_group") not in (None, ""))
+    if already and not overwrite:
+        raise ValueError(f"{already} rows already have extra_info.fair_group; pass --overwrite to replace them")
+    report: dict[str, Any] = {"data_sources": {}, "rows_without_features": 0}
+    for source in tqdm(sorted(frame[data_source_key].astype(str).unique()), desc="clustering", unit="source"):
+        rows = np.flatnonzero(frame[data_source_key].astype(str).to_numpy() == source)
+        first = next((v for v in (_vector(frame[feature_column].iloc[r], None) for r in rows) if v is not None), None)
+        vectors = [_vector(frame[feature_column].iloc[r], None if first is None else first.size) for r in rows]
+        usable = [r for r, v in zip(rows, vectors) if v is not None]
+        report["rows_without_features"] += len(rows) - len(usable)
+        for r in rows:
+            infos[r]["fair_group"] = None
+        if not usable:
+            continue
+        labels = cluster(np.stack([v for v in vectors if v is not None]), k, k_max, seed)
+        for r, label in zip(usable, labels):
+            infos[r]["fair_group"] = f"{prefix}{label}"
+        entry: dict[str, Any] = {"rows": len(rows), "clustered": len(usable),
+                                 "sizes": dict(sorted(Counter(f"{prefix}{c}" for c in labels).items()))}
+        truth = [group_key({k_: v for k_, v in infos[r].items() if k_ != "fair_group"}, attributes) for r in usable]
+        known = [i for i, t in enumerate(truth) if t != UNK]
+        if len(known) >= 2:
+            entry["ari"] = float(adjusted_rand_score([truth[i] for i in known], [labels[i] for i in known]))
+            entry["nmi"] = float(normalized_mutual_info_score([truth[i] for i in known], [labels[i] for i in known]))
+        report["data_sources"][source] = entry
+    frame["extra_info"] = infos
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(output_path, index=False)
+    output_path.with_suffix(".discover.json").write_text(json.dumps(report, indent=2))
+    return report
