@@ -1,0 +1,1 @@
+"""Fairness metrics and audit reports."""
