@@ -24,6 +24,8 @@ Returned keys, the same for every sample:
     format_ok   1.0 when a boxed or tagged answer was found (and <think>...</think> precedes it when
                 require_think is set), else 0.0
     group       the sample's demographic group key (e.g. "M,A3"; "UNK"), for audits of validation dumps
+    group_<attribute>   the sample's group for each attribute of group_values ("F", "A3", "UNK")
+    data_source the sample's data source (verl's validation dumps do not record it otherwise)
     acc_grp_<attribute>_<value>   acc for members of that group, None for everyone else, so that verl's
                 validation metrics report per-group accuracy (val-aux/<source>/acc_grp_sex_F/mean@N)
 
@@ -42,7 +44,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from verl_fair.groups.labels import attribute_label, attribute_value, group_key
+from verl_fair.groups.labels import attribute_status, group_key
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +74,16 @@ def compute_score(data_source: Any = None, solution_str: Any = None, ground_trut
     settings = _settings(kwargs)
     groups = _group_keys(settings["group_values"])
     try:
-        return _score(solution_str, ground_truth, extra_info, settings, groups)
+        return _score(data_source, solution_str, ground_truth, extra_info, settings, groups)
     except Exception:  # a reward must never take the run down; count it in the logs
         logger.warning("clinical_diagnosis: could not score a sample of %r; scoring 0", data_source, exc_info=True)
-        return {"score": 0.0, "acc": 0.0, "pred": "", "format_ok": 0.0, "group": "UNK",
+        return {"score": 0.0, "acc": 0.0, "pred": "", "format_ok": 0.0, "group": "UNK", "data_source": str(data_source),
+                **{f"group_{attribute}": "UNK" for attribute, _ in settings["group_values"]},
                 **{key: None for _, _, key in groups}}
 
 
-def _score(solution_str: Any, ground_truth: Any, extra_info: Any, settings: dict, groups) -> dict[str, Any]:
+def _score(data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any, settings: dict,
+           groups) -> dict[str, Any]:
     text = solution_str if isinstance(solution_str, str) else ("" if solution_str is None else str(solution_str))
     text = text[-SEARCH_WINDOW:]
     answer, tagged, start = extract_answer(text)
@@ -96,10 +100,13 @@ def _score(solution_str: Any, ground_truth: Any, extra_info: Any, settings: dict
         "pred": ", ".join(sorted(predicted)),
         "format_ok": float(format_ok),
         "group": group_key(info, tuple(a for a, _ in settings["group_values"]), settings["age_bins"]),
+        "data_source": str(data_source),
     }
+    labels = {attribute: attribute_status(info, attribute, settings["age_bins"])[0]
+              for attribute, _ in settings["group_values"]}
+    result.update({f"group_{attribute}": label for attribute, label in labels.items()})
     for attribute, value, key in groups:
-        member = attribute_label(attribute, attribute_value(info, attribute), settings["age_bins"]) == value
-        result[key] = acc if member else None
+        result[key] = acc if labels[attribute] == value else None
     return result
 
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from verl_fair.reward_fns.clinical_diagnosis import compute_score, extract_answer, set_f1, split_labels
 
-KEYS = {"score", "acc", "pred", "format_ok", "group", "acc_grp_sex_F", "acc_grp_sex_M",
+KEYS = {"score", "acc", "pred", "format_ok", "group", "data_source", "group_sex", "group_age", "acc_grp_sex_F",
+        "acc_grp_sex_M",
         "acc_grp_age_A1", "acc_grp_age_A2", "acc_grp_age_A3", "acc_grp_age_A4"}
 
 
@@ -70,8 +71,10 @@ def test_per_group_accuracy_keys_are_none_for_non_members():
     assert result["acc_grp_sex_F"] == 1.0 and result["acc_grp_age_A2"] == 1.0
     assert result["acc_grp_sex_M"] is None and result["acc_grp_age_A4"] is None
     assert result["group"] == "F,A2"
+    assert (result["group_sex"], result["group_age"], result["data_source"]) == ("F", "A2", "x")
     custom = compute_score("x", "\\boxed{Mass}", "Mass", {"race": "Asian"}, group_values={"race": ["Asian", "White"]})
     assert custom["acc_grp_race_Asian"] == 1.0 and custom["acc_grp_race_White"] is None
+    assert custom["group_race"] == "Asian" and "group_sex" not in custom
 
 
 def test_settings_errors_name_the_setting():

@@ -145,8 +145,8 @@ def paper_equity_scaled(mean: float, sigma: float) -> float:
 
 
 def _warn_small(attribute: str, value: Any, size: int, minimum: int) -> None:
-    warnings.warn(f"group {attribute}={value} has {size} samples (< min_group_size={minimum}); its metrics are "
-                  "NaN and it is left out of the gaps", stacklevel=3)
+    warnings.warn(f"group {attribute}={value} has {size} samples (< min_group_size={minimum}); it is left out "
+                  "of the per-group metrics and the gaps", stacklevel=3)
 
 
 @dataclass
@@ -267,3 +267,26 @@ def _resample(tasks: list[_Task], rng: np.random.Generator) -> list[np.ndarray]:
             drawn[key] = np.bincount(rng.integers(n, size=n), minlength=n).astype(np.float64)
         weights.append(drawn[key])
     return weights
+
+
+def group_deltas(before: Predictions, after: Predictions, attribute: str, *, n_boot: int = 200,
+                 min_group_size: int = 1, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per-group change (after - before) of every rate, with bootstrap intervals from independent
+    resamples of the two prediction sets: ``{group: {metric: delta, metric_ci: [lo, hi]}}``."""
+    rng = np.random.default_rng(seed)
+    tasks = [_tasks(p, attribute, min_group_size) for p in (before, after)]
+    if not all(tasks):
+        return {}
+    first, second = (_evaluate(t, worst_k=1)[0] for t in tasks)
+    point = second - first
+    draws = [(_evaluate(tasks[1], 1, _resample(tasks[1], rng))[0] - _evaluate(tasks[0], 1, _resample(tasks[0], rng))[0])
+             for _ in range(n_boot)]
+    out = {}
+    for group in point.dropna(how="all").index:
+        row = {}
+        for metric in GROUP_KEYS[1:]:
+            row[metric] = float(point.loc[group, metric])
+            values = [d.loc[group, metric] for d in draws if group in d.index]
+            row[f"{metric}_ci"] = np.nanquantile(values, [0.025, 0.975]).tolist()
+        out[str(group)] = row
+    return out

@@ -1,0 +1,252 @@
+"""Fairness audit reports from verl's validation dumps or any predictions table.
+
+Inputs: verl's ``trainer.validation_data_dir`` dumps (``<step>.jsonl``, with the clinical reward's
+``pred``, ``data_source`` and ``group_<attribute>`` keys) or a CSV / Parquet / JSONL file with label,
+prediction and group columns. Outputs: ``report.json``, ``report.md`` and PNG plots.
+
+``report.json`` keys:
+    n, data_sources, attributes      what was evaluated
+    overall                          mean set-F1 and exact-match rate over all samples
+    by_group                         {attribute: {group: count, accuracy, f1, tpr, fpr, ppv, selection_rate
+                                     (+ *_ci intervals)}}: one-vs-rest per class, macro-averaged
+    gaps                             the standard gaps averaged over attributes (demographic_parity_difference,
+                                     equal_opportunity_difference, equalized_odds_difference[_mean],
+                                     predictive_parity_difference, accuracy_difference, es_accuracy, es_f1,
+                                     worst_group_accuracy, worst_k_accuracy) and the paper's PP, EOD,
+                                     FPR_Diff, sigma_F1, Delta_F1, sigma_Acc, Delta_Acc, Acc, F1, Acc_ES, F1_ES
+    gaps_by_attribute                the standard gaps of each attribute (+ *_ci intervals)
+    steps                            {step: gaps} when dumps of several steps are given
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from verl_fair.metrics.fairness import GAP_KEYS, UNK, Predictions, group_deltas, paper_metrics, standard_metrics
+from verl_fair.reward_fns.clinical_diagnosis import split_labels
+
+PAPER_KEYS = ("PP", "EOD", "FPR_Diff", "sigma_F1", "Delta_F1", "sigma_Acc", "Delta_Acc", "Acc", "F1", "Acc_ES",
+              "F1_ES")
+COMPONENTS = ("score", "acc", "format_ok")
+
+
+@dataclass
+class Columns:
+    """Where the label, prediction, groups, data source and step are in a predictions table."""
+
+    label: str = "gts"
+    prediction: str = "pred"
+    groups: dict[str, str] = field(default_factory=dict)  # attribute -> column
+    data_source: str | None = "data_source"
+    step: str | None = "step"
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"), key=lambda p: (len(p.stem), p.stem))
+        if not files:
+            raise ValueError(f"{path} holds no *.jsonl validation dumps")
+        return pd.concat([read_table(f) for f in files], ignore_index=True)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path, keep_default_na=False)
+    if path.suffix in (".jsonl", ".json"):
+        return pd.read_json(path, lines=True)
+    raise ValueError(f"{path}: expected a folder of verl dumps, .jsonl, .csv or .parquet")
+
+
+def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
+    """Rows with data_source, step, y_true, y_pred (label sets), one column per attribute, reward components."""
+    table = pd.concat([read_table(Path(p)) for p in paths], ignore_index=True)
+    groups = columns.groups or {c[len("group_"):]: c for c in table.columns if c.startswith("group_")}
+    missing = [c for c in (columns.label, columns.prediction, *groups.values()) if c not in table.columns]
+    if missing or not groups:
+        raise ValueError(f"columns {missing or ['group_<attribute>']} are not in the predictions; they have "
+                         f"{sorted(table.columns)}. Name them with --label-column, --prediction-column and "
+                         "--group-column ATTRIBUTE=COLUMN.")
+    frame = pd.DataFrame({
+        "data_source": table[columns.data_source].astype(str) if columns.data_source in table else "all",
+        "step": table[columns.step] if columns.step in table else 0,
+        "y_true": table[columns.label].map(lambda v: split_labels(v, {})),
+        "y_pred": table[columns.prediction].map(lambda v: split_labels(v, {})),
+    })
+    for attribute, column in groups.items():
+        frame[attribute] = table[column].map(lambda v: UNK if v is None or (isinstance(v, float) and math.isnan(v))
+                                             or str(v).strip() == "" else str(v))
+    for component in COMPONENTS:
+        if component in table:
+            frame[component] = pd.to_numeric(table[component], errors="coerce")
+    frame.attrs["attributes"] = list(groups)
+    return frame
+
+
+def _set_f1(truth: frozenset, predicted: frozenset) -> float:
+    hits = len(truth & predicted)
+    return 0.0 if hits == 0 else 2 * hits / (len(truth) + len(predicted))
+
+
+def evaluate(frame: pd.DataFrame, *, min_group_size: int = 1, n_boot: int | None = None, worst_k: int = 2,
+             seed: int = 0) -> dict[str, Any]:
+    """The report dictionary (see the module docstring) for one set of predictions."""
+    attributes = frame.attrs["attributes"]
+    predictions = Predictions(frame, attributes)
+    standard = standard_metrics(predictions, min_group_size=min_group_size, n_boot=n_boot, worst_k=worst_k,
+                                seed=seed)
+    gaps = {key: _nanmean([standard[a]["gaps"][key] for a in attributes]) for key in GAP_KEYS}
+    with warnings.catch_warnings():  # small groups were reported once already
+        warnings.simplefilter("ignore")
+        gaps.update(paper_metrics(predictions, min_group_size=min_group_size))
+    report = {
+        "n": int(len(frame)),
+        "data_sources": sorted(frame["data_source"].unique().tolist()),
+        "attributes": attributes,
+        "overall": {"set_f1": float(np.mean([_set_f1(t, p) for t, p in zip(frame["y_true"], frame["y_pred"])])),
+                    "exact_match": float(np.mean(frame["y_true"] == frame["y_pred"]))},
+        "by_group": {a: standard[a]["by_group"] for a in attributes},
+        "gaps": gaps,
+        "gaps_by_attribute": {a: standard[a]["gaps"] for a in attributes},
+    }
+    steps = sorted(frame["step"].unique().tolist())
+    if len(steps) > 1:
+        report["steps"] = {}
+        for step in steps:
+            at_step = frame[frame["step"] == step]
+            at_step.attrs["attributes"] = attributes
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                report["steps"][str(step)] = evaluate(at_step, min_group_size=min_group_size, worst_k=worst_k)["gaps"]
+    return report
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def compare(before: pd.DataFrame, after: pd.DataFrame, *, n_boot: int = 200, min_group_size: int = 1,
+            seed: int = 0) -> dict[str, Any]:
+    """Fairness delta report: per-group changes (after - before) of every rate with bootstrap intervals,
+    the per-group reward components (score, acc, format_ok) of both, and both sets of gaps."""
+    attributes = before.attrs["attributes"]
+    out: dict[str, Any] = {"by_group": {}, "components": {}}
+    for attribute in attributes:
+        out["by_group"][attribute] = group_deltas(Predictions(before, attributes), Predictions(after, attributes),
+                                                  attribute, n_boot=n_boot, min_group_size=min_group_size, seed=seed)
+        out["components"][attribute] = {}
+        for group in sorted((set(before[attribute]) | set(after[attribute])) - {UNK}):
+            a, b = before[before[attribute] == group], after[after[attribute] == group]
+            out["components"][attribute][group] = {
+                c: {"before": float(a[c].mean()), "after": float(b[c].mean()), "delta": float(b[c].mean() - a[c].mean())}
+                for c in COMPONENTS if c in a and c in b}
+    out["gaps"] = {"before": evaluate(before, min_group_size=min_group_size)["gaps"],
+                   "after": evaluate(after, min_group_size=min_group_size)["gaps"]}
+    return out
+
+
+def compare_markdown(delta: dict[str, Any], title: str = "Fairness delta report") -> str:
+    lines = [f"# {title}", "", "Changes are after minus before, with 95 % bootstrap intervals.", "",
+             "| gap | before | after | change |", "|---|---:|---:|---:|"]
+    for key in (*GAP_KEYS, *PAPER_KEYS):
+        before, after = delta["gaps"]["before"][key], delta["gaps"]["after"][key]
+        lines.append(f"| {key} | {_fmt(before)} | {_fmt(after)} | {_fmt(after - before)} |")
+    for attribute, groups in delta["by_group"].items():
+        lines += ["", f"## By {attribute}", "", "| group | accuracy | F1 | TPR | FPR | PPV | reward components |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for group, row in groups.items():
+            cells = [_fmt(row[k], row[f"{k}_ci"]) for k in ("accuracy", "f1", "tpr", "fpr", "ppv")]
+            parts = delta["components"][attribute].get(group, {})
+            components = ", ".join(f"{c} {v['before']:.3f} -> {v['after']:.3f}" for c, v in parts.items())
+            lines.append(f"| {group} | " + " | ".join(cells) + f" | {components} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(report: dict[str, Any], title: str = "Fairness report") -> str:
+    """A human-readable summary of :func:`evaluate`'s output."""
+    lines = [f"# {title}", "", f"{report['n']} predictions; data sources: {', '.join(report['data_sources'])}; "
+             f"attributes: {', '.join(report['attributes'])}.", "",
+             f"Overall set-F1 {report['overall']['set_f1']:.3f}, exact match {report['overall']['exact_match']:.3f}.",
+             "", "## Gaps (standard definitions, averaged over attributes)", "", "| gap | value |", "|---|---:|"]
+    lines += [f"| {key} | {_fmt(report['gaps'][key])} |" for key in GAP_KEYS]
+    lines += ["", "## The paper's table", "", "| " + " | ".join(PAPER_KEYS) + " |",
+              "|" + "---:|" * len(PAPER_KEYS), "| " + " | ".join(_fmt(report["gaps"][k]) for k in PAPER_KEYS) + " |"]
+    for attribute, groups in report["by_group"].items():
+        lines += ["", f"## By {attribute}", "", "| group | n | accuracy | F1 | TPR | FPR | PPV | selection rate |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for group, row in groups.items():
+            cells = [_fmt(row[k], row.get(f"{k}_ci")) for k in ("accuracy", "f1", "tpr", "fpr", "ppv", "selection_rate")]
+            lines.append(f"| {group} | {row['count']:.0f} | " + " | ".join(cells) + " |")
+    if "steps" in report:
+        keys = ("equal_opportunity_difference", "predictive_parity_difference", "Delta_F1", "F1_ES")
+        lines += ["", "## Across steps", "", "| step | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+        lines += [f"| {step} | " + " | ".join(_fmt(g[k]) for k in keys) + " |" for step, g in report["steps"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float, interval: Sequence[float] | None = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    text = f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+    return text + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def plots(report: dict[str, Any], folder: Path) -> list[Path]:
+    """Per-group accuracy and TPR bars with intervals; gap trajectories across steps when there are several."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    attributes = [a for a in report["attributes"] if report["by_group"][a]]
+    if attributes:
+        fig, axes = plt.subplots(2, len(attributes), figsize=(4.5 * len(attributes), 6.5), squeeze=False)
+        for column, attribute in enumerate(attributes):
+            groups = report["by_group"][attribute]
+            names = list(groups)
+            for row, metric in enumerate(("accuracy", "tpr")):
+                values = np.array([groups[g][metric] for g in names])
+                intervals = [groups[g].get(f"{metric}_ci") for g in names]
+                errors = None
+                if all(intervals):
+                    errors = np.abs(np.array(intervals).T - values)
+                axis = axes[row][column]
+                axis.bar(names, values, yerr=errors, capsize=4, color="#4C72B0" if row == 0 else "#DD8452")
+                axis.set_ylim(0, 1.05)
+                axis.set_title(f"{metric} by {attribute}")
+                axis.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        written.append(folder / "by_group.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    if "steps" in report:
+        steps = list(report["steps"])
+        fig, axis = plt.subplots(figsize=(6.5, 4))
+        for key in ("equal_opportunity_difference", "predictive_parity_difference", "accuracy_difference", "Delta_F1"):
+            axis.plot([int(s) if s.isdigit() else s for s in steps], [report["steps"][s][key] for s in steps],
+                      marker="o", label=key)
+        axis.set_xlabel("training step")
+        axis.set_ylabel("gap")
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+        fig.tight_layout()
+        written.append(folder / "gaps_over_steps.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written
+
+
+def write(report: dict[str, Any], folder: Path, title: str = "Fairness report") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    (folder / "report.md").write_text(markdown(report, title))
+    return [folder / "report.json", folder / "report.md", *plots(report, folder)]
