@@ -1,5 +1,9 @@
 """Save the FairGRPO state with every verl checkpoint and restore it when verl resumes.
 
+The callback is also where the v1 trainer first hands verl-fair its whole configuration: it checks
+the run (:mod:`verl_fair.integration.preflight`) and installs the opt-in validation gap metrics
+(``trainer.fair_validation_metrics``).
+
 verl's v1 trainer builds ``trainer.checkpoint_callback_class`` in its controller process, the process
 where the estimator runs, and calls ``on_save`` after each checkpoint. verl has no load hook, so the
 callback restores the state when it is built, following verl's own resume rules
@@ -35,6 +39,10 @@ class FairStateCallback(CheckpointCallback):
 
     def __init__(self, config=None):
         super().__init__(config)
+        if config is not None and config.trainer.get("fair_validation_metrics", False):
+            from verl_fair.integration import validation
+
+            validation.enable()
         self.active = config is not None and config.algorithm.adv_estimator == "fair_grpo"
         if self.active:
             plan = plan_run(config)

@@ -1,0 +1,68 @@
+"""Opt-in fairness gaps in verl's validation metrics.
+
+The clinical reward's ``acc_grp_<attribute>_<value>`` keys already give per-group validation
+accuracy through verl's own metric code. This hook adds what that code cannot compute, the gaps:
+
+    val-fair/<data_source>/<attribute>/acc_gap            best minus worst group's mean accuracy
+    val-fair/<data_source>/<attribute>/acc_worst_group    the worst group's mean accuracy
+    val-fair/all/<attribute>/acc_gap, .../acc_worst_group the same over all data sources
+
+Groups are read from the reward's ``group_<attribute>`` keys (UNK samples are left out). Enabled by
+``trainer.fair_validation_metrics=true`` (the shipped config sets it) for the v1 trainer, whatever the
+advantage estimator, so baselines get the same numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from verl_fair.groups.labels import UNK
+
+_MARK = "_verl_fair_validation_metrics"
+
+
+def gap_metrics(data_sources: Sequence[str], infos: dict[str, Sequence[Any]]) -> dict[str, float]:
+    """The gap metrics above from per-sample ``acc`` and ``group_<attribute>`` lists."""
+    accuracy = infos.get("acc")
+    if accuracy is None:
+        return {}
+    metrics = {}
+    for key, groups in infos.items():
+        if not key.startswith("group_") or len(groups) != len(accuracy):
+            continue
+        attribute = key[len("group_"):]
+        by_source: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for source, group, acc in zip(data_sources, groups, accuracy):
+            if group in (None, UNK) or acc is None:
+                continue
+            by_source[str(source)][str(group)].append(float(acc))
+            by_source["all"][str(group)].append(float(acc))
+        for source, members in by_source.items():
+            if len(members) < 2:
+                continue
+            means = [float(np.mean(values)) for values in members.values()]
+            metrics[f"val-fair/{source}/{attribute}/acc_gap"] = max(means) - min(means)
+            metrics[f"val-fair/{source}/{attribute}/acc_worst_group"] = min(means)
+    return metrics
+
+
+def enable() -> None:
+    """Wrap ``PPOTrainer._val_metrics_update`` of verl's v1 trainer (idempotent)."""
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    original = PPOTrainer._val_metrics_update
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, *args, **kwargs):
+        metrics = original(self, data_sources, sample_uids, reward_extra_infos_dict, *args, **kwargs)
+        return {**metrics, **gap_metrics(data_sources, reward_extra_infos_dict)}
+
+    setattr(_val_metrics_update, _MARK, True)
+    PPOTrainer._val_metrics_update = _val_metrics_update
