@@ -131,3 +131,9 @@ def test_rows_without_any_demographics_raise_no_misspelling_report(caplog):
     with caplog.at_level(logging.WARNING):
         fair_grpo(**batch.kwargs())
     assert "is in no row" not in caplog.text
+
+
+def test_publishing_replaces_a_batch_nobody_took():
+    context.publish({"a": ("A", "M,A1")})
+    context.publish({"b": ("B", "F,A2")})  # e.g. a GRPO baseline run never takes them
+    assert context.take(["a", "b"]) == [None, ("B", "F,A2")]

@@ -192,3 +192,21 @@ def test_join_brings_patient_demographics_to_each_slice(tmp_path):
     assert [e["demographics"] for e in rows["extra_info"]] == [{"sex": "M", "age": 35.0}] * 2 + [
         {"sex": None, "age": None}]
     assert report.groups[("hemorrhage", "M,A2")] == 2 and report.groups[("hemorrhage", "UNK")] == 1
+
+
+def test_balanced_training_file_oversamples_small_groups(tmp_path):
+    examples = []
+    for i in range(30):
+        sex = "M" if i < 20 else "F"
+        examples.append(data.Example("d", "q", ["x"], [], {"sex": sex, "age": 40}, str(i)))
+    examples.append(data.Example("d", "q", ["x"], [], {"sex": None, "age": None}, "unk"))
+    report = data.Report()
+    data.prepare(examples, tmp_path / "out", report=report, val_fraction=0.0, balance=True)
+    rows = pd.read_parquet(tmp_path / "out" / "train_balanced.parquet")
+    sexes = rows["extra_info"].map(lambda e: e["demographics"]["sex"]).value_counts(dropna=False)
+    assert sexes["M"] == 20 and sexes["F"] == 20 and rows["extra_info"].map(
+        lambda e: e["demographics"]["sex"] is None).sum() == 1
+    assert report.written["train_balanced"] == 41
+    again = data.Report()
+    data.prepare(examples, tmp_path / "again", report=again, val_fraction=0.0, balance=True)
+    assert pd.read_parquet(tmp_path / "again" / "train_balanced.parquet")["extra_info"].tolist() == rows["extra_info"].tolist()

@@ -124,3 +124,14 @@ def test_converter(layout, tmp_path):
     assert list(rows["reward_model"].map(lambda r: r["ground_truth"])) == labels
     assert rows["extra_info"][0]["demographics"] == first_demographics
     assert all(len(images) == 1 for images in rows["images"])
+
+
+def test_sklearn_diabetes_smoke_data(tmp_path):
+    result = subprocess.run([sys.executable, str(RECIPES / "sklearn_diabetes.py"), "--output", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = pd.concat([pd.read_parquet(tmp_path / f"{s}.parquet") for s in ("train", "val")])
+    assert len(rows) == 442 and "images" not in rows.columns
+    assert set(rows["reward_model"].map(lambda r: r["ground_truth"])) == {"progression", "no progression"}
+    assert {e["demographics"]["sex_code"] for e in rows["extra_info"]} == {"1", "2"}
+    assert all(18 <= e["demographics"]["age"] <= 80 for e in rows["extra_info"])

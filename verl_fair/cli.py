@@ -121,7 +121,8 @@ def prepare(args: argparse.Namespace) -> int:
     output = Path(args.output)
     try:
         data.prepare(examples, output, val_fraction=args.val_fraction, seed=args.seed,
-                     embed_images=args.images == "embed", on_error=args.on_error, report=report)
+                     embed_images=args.images == "embed", on_error=args.on_error, report=report,
+                     balance=args.balance)
     except (ValueError, OSError) as error:
         print(f"verl-fair prepare: {error}", file=sys.stderr)
         return 2
@@ -162,6 +163,8 @@ def _prepare_parser(commands) -> None:
     parser.add_argument("--on-error", choices=["skip", "stop"], default="skip",
                         help="skip bad rows (each reported, counted in summary.json) or stop at the first")
     parser.add_argument("--min-group-size", type=int, default=30, help="flag (data source, group)s below this")
+    parser.add_argument("--balance", action="store_true",
+                        help="also write train_balanced.parquet: every group oversampled to its data source's largest")
     parser.add_argument("--attribute", action="append", help="jsonl: another demographic key of the demo string")
     table = parser.add_argument_group("table")
     table.add_argument("--data-source", help="the data source (domain) of every row")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verl_fair.groups.labels import MISSING_TEXT, group_key, parse_demo_string
+from verl_fair.groups.labels import MISSING_TEXT, UNK, group_key, parse_demo_string
 
 INSTRUCTION = (" You FIRST think about the reasoning process as an internal monologue and then provide the final "
                "answer. The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST "
@@ -312,10 +312,33 @@ def check(example: Example, number: int) -> None:
             raise RowError(number, "image", f"{image} does not exist")
 
 
+def balanced(rows: list[dict], seed: int, group_attributes: Sequence[str]) -> list[dict]:
+    """Oversample every labelled (data source, group) to its data source's largest group (the resampling
+    baseline, GRPO+RS); UNK rows are kept once. Deterministic for a seed."""
+    import random
+
+    by_group: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        key = (row["data_source"], group_key(row["extra_info"], group_attributes))
+        by_group.setdefault(key, []).append(row)
+    largest = Counter()
+    for (source, group), members in by_group.items():
+        if group != UNK:
+            largest[source] = max(largest[source], len(members))
+    chooser = random.Random(seed)
+    out = []
+    for (source, group), members in sorted(by_group.items()):
+        out += members
+        if group != UNK:
+            out += [chooser.choice(members) for _ in range(largest[source] - len(members))]
+    return out
+
+
 def prepare(examples: Iterable[Example | RowError], output: Path, *, val_fraction: float = 0.1, seed: int = 0,
             embed_images: bool = True, on_error: str = "skip", report: Report, total: int | None = None,
-            group_attributes: Sequence[str] = ("sex", "age")) -> Report:
-    """Check, split and write ``train.parquet`` / ``val.parquet`` (and ``summary.json``) under ``output``."""
+            group_attributes: Sequence[str] = ("sex", "age"), balance: bool = False) -> Report:
+    """Check, split and write ``train.parquet`` / ``val.parquet`` under ``output``; with ``balance`` also
+    ``train_balanced.parquet`` (see :func:`balanced`)."""
     import pandas as pd
     from tqdm import tqdm
 
@@ -339,6 +362,9 @@ def prepare(examples: Iterable[Example | RowError], output: Path, *, val_fractio
         report.groups[(item.data_source, group_key(row["extra_info"], group_attributes))] += 1
     output.mkdir(parents=True, exist_ok=True)
     text_only = not any(row["images"] for split_rows in rows.values() for row in split_rows)
+    if balance:
+        rows["train_balanced"] = balanced(rows["train"], seed, group_attributes)
+        report.written["train_balanced"] = len(rows["train_balanced"])
     for split, split_rows in rows.items():
         if split_rows:
             frame = pd.DataFrame(split_rows)

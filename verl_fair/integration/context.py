@@ -47,8 +47,13 @@ def reset_state() -> None:
 
 
 def publish(entries: Mapping[str, tuple[str, str]]) -> None:
-    """Record uid -> (domain, group) for prompts that the next estimator call will see."""
+    """Record uid -> (domain, group) for the prompts the next estimator call will see.
+
+    The table holds one batch: publishing replaces whatever an earlier batch left (entries the
+    estimator never took, as in a run whose estimator is not fair_grpo), so it cannot grow.
+    """
     with _lock:
+        _published.clear()
         _published.update({str(uid): (str(d), str(g)) for uid, (d, g) in entries.items()})
 
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Shared by the run_*.sh recipes: one set of hyperparameters for every method (matched baselines).
+# Usage (from a run script): run_recipe METHOD [Hydra overrides ...], after setting MODEL_ARGS and MODEL_NAME.
+set -euo pipefail
+
+DATA_DIR=${DATA_DIR:-data}
+TRAIN_FILES=${TRAIN_FILES:-"[$DATA_DIR/chexpert/train.parquet,$DATA_DIR/hemorrhage/train.parquet,$DATA_DIR/vindr/train.parquet,$DATA_DIR/isic2020/train.parquet,$DATA_DIR/ham10000/train.parquet,$DATA_DIR/pad_ufes_20/train.parquet,$DATA_DIR/covid_blues/train.parquet]"}
+BALANCED_TRAIN_FILES=${BALANCED_TRAIN_FILES:-${TRAIN_FILES//train.parquet/train_balanced.parquet}}
+VAL_FILES=${VAL_FILES:-${TRAIN_FILES//train.parquet/val.parquet}}
+OUTPUT_DIR=${OUTPUT_DIR:-outputs}
+NNODES=${NNODES:-1}
+GPUS_PER_NODE=${GPUS_PER_NODE:-4}
+PROJECT=${PROJECT:-verl_fair}
+LOGGER=${LOGGER:-"[console,wandb]"}
+EPOCHS=${EPOCHS:-1}
+SAVE_FREQ=${SAVE_FREQ:-20}
+TEST_FREQ=${TEST_FREQ:-5}
+
+# The paper's settings (method.md 10.3): batch 512 prompts, mini-batch 128, 4096/4096 tokens, KL loss off.
+COMMON_ARGS=(
+    "data.train_files=$TRAIN_FILES" "data.val_files=$VAL_FILES"
+    data.train_batch_size=512 data.max_prompt_length=4096 data.max_response_length=4096
+    data.truncation=left data.filter_overlong_prompts=False data.image_key=images
+    actor_rollout_ref.actor.ppo_mini_batch_size=128 actor_rollout_ref.actor.use_kl_loss=False
+    actor_rollout_ref.actor.entropy_coeff=0 algorithm.use_kl_in_reward=False
+    actor_rollout_ref.model.enable_gradient_checkpointing=True actor_rollout_ref.ref.fsdp_config.param_offload=True
+    actor_rollout_ref.rollout.name=vllm actor_rollout_ref.rollout.tensor_model_parallel_size=2
+    actor_rollout_ref.rollout.gpu_memory_utilization=0.6
+    "trainer.nnodes=$NNODES" "trainer.n_gpus_per_node=$GPUS_PER_NODE" "trainer.total_epochs=$EPOCHS"
+    "trainer.save_freq=$SAVE_FREQ" "trainer.test_freq=$TEST_FREQ" "trainer.project_name=$PROJECT"
+    "trainer.logger=$LOGGER"
+)
+
+method_args() {  # the only lines that differ between methods
+    case "$1" in
+        fair_grpo)            echo algorithm.adv_estimator=fair_grpo ;;
+        fair_grpo_label_free) echo algorithm.adv_estimator=fair_grpo algorithm.fair_grpo.labels=none ;;
+        group_dro)            echo algorithm.adv_estimator=fair_grpo algorithm.fair_grpo.weighting=group_dro ;;
+        grpo)                 echo algorithm.adv_estimator=grpo ;;
+        grpo_resampling)      echo algorithm.adv_estimator=grpo "data.train_files=$BALANCED_TRAIN_FILES" ;;
+        rloo)                 echo algorithm.adv_estimator=rloo ;;
+        reinforce_pp)         echo algorithm.adv_estimator=reinforce_plus_plus ;;
+        *) echo "unknown method '$1': fair_grpo, fair_grpo_label_free, group_dro, grpo, grpo_resampling, rloo, reinforce_pp" >&2
+           return 2 ;;
+    esac
+}
+
+run_recipe() {
+    local method=${1:-fair_grpo}
+    shift || true
+    local extra
+    extra=$(method_args "$method")
+    local experiment="${MODEL_NAME}_${method}"
+    local command=(python3 -m verl.trainer.main_ppo --config-path="$(verl-fair config-dir)" --config-name=fair_grpo_trainer
+                   "${COMMON_ARGS[@]}" "${MODEL_ARGS[@]}" $extra
+                   "trainer.experiment_name=$experiment"
+                   "trainer.default_local_dir=$OUTPUT_DIR/$experiment/checkpoints"
+                   "trainer.validation_data_dir=$OUTPUT_DIR/$experiment/validation"
+                   "$@")
+    if [[ "${DRY_RUN:-}" == print ]]; then  # the command, one argument per line
+        printf '%s\n' "${command[@]}"
+    elif [[ -n "${DRY_RUN:-}" ]]; then  # compose the full configuration against the installed verl, run nothing
+        "${command[@]}" --cfg job
+    else
+        "${command[@]}"
+    fi
+}
