@@ -18,17 +18,16 @@ import platform
 import statistics
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchmarks.results import record
 from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 from verl_fair.integration import context
 
 VARIANTS = [("paper", True), ("paper", False), ("official", True), ("official", False)]
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def make_batch(rng, prompts, rollouts, length, device):
@@ -134,7 +133,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--write", action="store_true", help=f"append the table to {RESULTS.name}")
+    parser.add_argument("--write", action="store_true", help="append the table to RESULTS.md")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if args.quick:
@@ -143,11 +142,8 @@ def main(argv=None):
         sizes, depths, repeats = (512, 10, 4096), (10, 100, 1000), 5
     baselines, results = run(*sizes, depths, repeats, device)
     command = "python -m benchmarks.estimator" + (" --quick" if args.quick else "") + f" --device {args.device}"
-    table = report(baselines, results, depths, command, device)
-    print(table)
-    if args.write:
-        with RESULTS.open("a") as out:
-            out.write("\n" + table + "\n")
+    record("Estimator step time (`python -m benchmarks.estimator`)",
+           report(baselines, results, depths, command, device).splitlines(), args.write)
     return baselines, results
 
 

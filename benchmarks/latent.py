@@ -18,16 +18,15 @@ import platform
 import statistics
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchmarks.results import record
 from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 from verl_fair.integration import context
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 PROMPTS, ROLLOUTS, SOURCES = 512, 10, 7
 
 
@@ -78,7 +77,7 @@ def measure(variant: str, depths, build_until: int, repeats: int, rng) -> dict[i
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help=f"append the results to {RESULTS.name}")
+    parser.add_argument("--write", action="store_true", help="append the results to RESULTS.md")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     paper = measure("paper", (10, 1000, 10000), build_until=60, repeats=5, rng=rng)
@@ -91,10 +90,7 @@ def main(argv=None):
              "| paper | " + " | ".join(f"{paper[d]:.0f}" if d in paper else "-" for d in (10, 100, 1000, 10000)) + " |",
              "| official | " + " | ".join(f"{official[d]:.0f}" if d in official else "-"
                                          for d in (10, 100, 1000, 10000)) + " |"]
-    print("\n".join(lines))
-    if args.write:
-        with RESULTS.open("a") as out:
-            out.write("\n## Latent group discovery (`python -m benchmarks.latent`)\n\n" + "\n".join(lines) + "\n")
+    record("Latent group discovery (`python -m benchmarks.latent`)", lines, args.write)
 
 
 if __name__ == "__main__":

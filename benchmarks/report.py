@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.results import record
 from verl_fair.metrics.report import evaluate
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def predictions(n: int = 100_000, seed: int = 0) -> pd.DataFrame:
@@ -35,7 +34,7 @@ def predictions(n: int = 100_000, seed: int = 0) -> pd.DataFrame:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help=f"append the results to {RESULTS.name}")
+    parser.add_argument("--write", action="store_true", help="append the results to RESULTS.md")
     args = parser.parse_args(argv)
     frame = predictions()
     timings = {}
@@ -46,10 +45,7 @@ def main(argv=None):
     lines = [f"Machine: {platform.processor() or platform.machine()}. Command: `python -m benchmarks.report`. "
              "100,000 binary predictions, 2 attributes of 8 groups each, standard and paper metrics.", ""]
     lines += [f"- {label}: {seconds:.2f} s" for label, seconds in timings.items()]
-    print("\n".join(lines))
-    if args.write:
-        with RESULTS.open("a") as out:
-            out.write("\n## Fairness report (`python -m benchmarks.report`)\n\n" + "\n".join(lines) + "\n")
+    record("Fairness report (`python -m benchmarks.report`)", lines, args.write)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from pathlib import Path
 
+from benchmarks.results import record
 from verl_fair.reward_fns.clinical_diagnosis import compute_score
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 ADVERSARIAL = {
     "1 MB of '{'": "{" * 1_000_000,
     "1 MB of '\\boxed{'": "\\boxed{" * 150_000,
@@ -32,7 +31,7 @@ def realistic(i: int) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help=f"append the results to {RESULTS.name}")
+    parser.add_argument("--write", action="store_true", help="append the results to RESULTS.md")
     args = parser.parse_args(argv)
     responses = [realistic(i) for i in range(5000)]
     extra = {"demographics": {"sex": "female", "age": 71}}
@@ -50,10 +49,7 @@ def main(argv=None):
              f"- Throughput on realistic responses (~{len(responses[0]) // 1000} kB each): {per_second:,.0f} responses/s",
              *[f"- {name}: {ms:.0f} ms" for name, ms in worst.items()],
              f"- Worst case on 1 MB: {max(worst.values()):.0f} ms"]
-    print("\n".join(lines))
-    if args.write:
-        with RESULTS.open("a") as out:
-            out.write("\n## Reward function (`python -m benchmarks.reward`)\n\n" + "\n".join(lines) + "\n")
+    record("Reward function (`python -m benchmarks.reward`)", lines, args.write)
 
 
 if __name__ == "__main__":
