@@ -49,6 +49,17 @@ def test_report_from_a_table_with_named_columns(tmp_path):
     assert report["by_group"]["race"]["x"]["accuracy"] == 1.0 and report["by_group"]["race"]["y"]["tpr"] == 0.5
 
 
+def test_labels_are_normalised_like_the_reward(tmp_path):
+    """The reward writes pred "no finding" for an answer "normal": gold "Normal" must count as a hit."""
+    rows = pd.DataFrame({"gts": ["Normal", "Edema", "nv", "Edema"] * 5, "pred": ["no finding", "edema", "nevus", "x"] * 5,
+                         "group_sex": ["F", "F", "M", "M"] * 5})
+    rows.to_csv(tmp_path / "p.csv", index=False)
+    result = _cli(tmp_path / "p.csv", "--output", tmp_path / "out", "--min-group-size", "1", "--synonym", "nv=nevus")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["overall"]["exact_match"] == 0.75
+
+
 def test_missing_columns_are_named(tmp_path):
     pd.DataFrame({"x": [1]}).to_csv(tmp_path / "p.csv", index=False)
     result = _cli(tmp_path / "p.csv", "--output", tmp_path / "out")

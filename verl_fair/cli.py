@@ -216,7 +216,8 @@ def report(args: argparse.Namespace) -> int:
 
     columns = audit.Columns(label=args.label_column, prediction=args.prediction_column,
                             groups=_pairs(args.group_column, "--group-column"),
-                            data_source=args.data_source_column, step=args.step_column)
+                            data_source=args.data_source_column, step=args.step_column,
+                            synonyms=_pairs(args.synonym, "--synonym"))
     output = Path(args.output)
     try:
         if args.compare:
@@ -258,6 +259,8 @@ def _report_parser(commands) -> None:
     parser.add_argument("--bootstrap", type=int, default=0, help="resamples for 95 %% intervals (0: none)")
     parser.add_argument("--min-group-size", type=int, default=30, help="smaller groups are left out, with a warning")
     parser.add_argument("--worst-k", type=int, default=2, help="k of the worst-k group accuracy")
+    parser.add_argument("--synonym", action="append",
+                        help="ALIAS=NAME, as given to the reward's synonyms (the reward's defaults always apply)")
 
 
 def config_dir() -> int:

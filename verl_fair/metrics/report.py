@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from verl_fair.metrics.fairness import GAP_KEYS, UNK, Predictions, group_deltas, paper_metrics, standard_metrics
-from verl_fair.reward_fns.clinical_diagnosis import split_labels
+from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_SYNONYMS, normalise_label, split_labels
 
 PAPER_KEYS = ("PP", "EOD", "FPR_Diff", "sigma_F1", "Delta_F1", "sigma_Acc", "Delta_Acc", "Acc", "F1", "Acc_ES",
               "F1_ES")
@@ -48,6 +48,7 @@ class Columns:
     groups: dict[str, str] = field(default_factory=dict)  # attribute -> column
     data_source: str | None = "data_source"
     step: str | None = "step"
+    synonyms: dict[str, str] = field(default_factory=dict)  # added to the reward's defaults
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -74,11 +75,13 @@ def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
         raise ValueError(f"columns {missing or ['group_<attribute>']} are not in the predictions; they have "
                          f"{sorted(table.columns)}. Name them with --label-column, --prediction-column and "
                          "--group-column ATTRIBUTE=COLUMN.")
+    # labels are normalised as the reward normalises them ("normal" = "no finding"), on both sides
+    synonyms = {**DEFAULT_SYNONYMS, **{normalise_label(a, {}): normalise_label(n, {}) for a, n in columns.synonyms.items()}}
     frame = pd.DataFrame({
         "data_source": table[columns.data_source].astype(str) if columns.data_source in table else "all",
         "step": table[columns.step] if columns.step in table else 0,
-        "y_true": table[columns.label].map(lambda v: split_labels(v, {})),
-        "y_pred": table[columns.prediction].map(lambda v: split_labels(v, {})),
+        "y_true": table[columns.label].map(lambda v: split_labels(v, synonyms)),
+        "y_pred": table[columns.prediction].map(lambda v: split_labels(v, synonyms)),
     })
     for attribute, column in groups.items():
         frame[attribute] = table[column].map(lambda v: UNK if v is None or (isinstance(v, float) and math.isnan(v))

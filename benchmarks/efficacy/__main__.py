@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.efficacy.run import main
+
+sys.exit(main())
