@@ -53,11 +53,11 @@ REPORTED = ("F1", "Acc", "PP", "EOD", "Delta_F1", "sigma_F1", "F1_ES", "worst_gr
 
 @dataclass
 class Settings:
-    steps: int = 60
+    steps: int = 100
     prompts: int = 32
     rollouts: int = 4
     lr: float = 1e-3
-    warm_start_epochs: int = 15
+    warm_start_epochs: int = 5
     eval_every: int = 10
 
 
