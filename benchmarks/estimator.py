@@ -101,9 +101,9 @@ def run(prompts, rollouts, length, depths, repeats, device):
             saved = context.get_state().state_dict()
             slow = variant == "official" and not labelled and depth > 100
             results[(name, depth)] = timed(
-                lambda: fair_grpo(rewards, mask, index, config, meta if labelled else None),
+                lambda c=config, m=meta if labelled else None: fair_grpo(rewards, mask, index, c, m),
                 1 if slow else repeats, device,
-                before=lambda: context.get_state().load_state_dict(copy.deepcopy(saved)),
+                before=lambda s=saved: context.get_state().load_state_dict(copy.deepcopy(s)),
             )
     return baselines, results
 

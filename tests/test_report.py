@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from report_data import write_dumps
 
 from verl_fair.metrics import report as audit

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import tq_harness
-from helpers import Prompt, make_batch
+from helpers import Prompt
 from omegaconf import OmegaConf
 
 import verl_fair.plugin  # noqa: F401

@@ -203,7 +203,6 @@ class TableSpec:
 
 def read_table(path: Path, spec: TableSpec) -> Iterator[Example | RowError]:
     """Examples from a CSV or Parquet table described by ``spec``."""
-    import pandas as pd
 
     frame = _read(path)
     for other, here, there in spec.joins:
