@@ -111,6 +111,11 @@ def _explicit(extra_info: Mapping[str, Any]) -> str | None:
     return None if _is_missing(explicit) else str(explicit).strip()
 
 
+def _join(parts: Sequence[str]) -> str:
+    """The intersectional key of per-attribute parts; UNK only when every part is."""
+    return UNK if all(p == UNK for p in parts) else ",".join(parts)
+
+
 def group_key(extra_info: Any, attributes: Sequence[str] = ("sex", "age"),
               age_bins: Sequence[float] = (25.0, 50.0, 75.0)) -> str:
     """The intersectional group key of one row; UNK when no attribute is known."""
@@ -119,8 +124,7 @@ def group_key(extra_info: Any, attributes: Sequence[str] = ("sex", "age"),
     explicit = _explicit(extra_info)
     if explicit is not None:
         return explicit
-    parts = [attribute_status(extra_info, a, age_bins)[0] for a in attributes]
-    return UNK if all(p == UNK for p in parts) else ",".join(parts)
+    return _join([attribute_status(extra_info, a, age_bins)[0] for a in attributes])
 
 
 class GroupLabeler:
@@ -155,8 +159,7 @@ class GroupLabeler:
                 if reason is not None and explicit is None:
                     self.unknown_[(attribute, reason)] += 1
                 parts.append(part)
-            keys.append(explicit if explicit is not None else
-                        (UNK if all(p == UNK for p in parts) else ",".join(parts)))
+            keys.append(explicit if explicit is not None else _join(parts))
         self._report_absent(extra_infos, present)
         return keys
 
