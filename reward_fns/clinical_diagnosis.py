@@ -62,7 +62,7 @@ DEFAULT_GROUP_VALUES = {"sex": ("F", "M"), "age": ("A1", "A2", "A3", "A4")}
 VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict"})
 SETTINGS = frozenset({"format_weight", "require_think", "synonyms", "group_values", "age_bins"})
 
-_SEPARATORS = re.compile(r"\s*(?:[,;&|\n]|\band\b)\s*", re.IGNORECASE)
+LABEL_SEPARATORS = re.compile(r"\s*(?:[,;&|\n]|\band\b)\s*", re.IGNORECASE)
 _NOT_WORD = re.compile(r"[^\w\s+-]+")
 _SPACES = re.compile(r"\s+")
 _ANSWER_PREFIX = re.compile(r"answer\s*(?:is)?\s*[:\-]", re.IGNORECASE)
@@ -174,7 +174,7 @@ def split_labels(value: Any, synonyms: Mapping[str, str]) -> frozenset[str]:
     parts = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
     labels = set()
     for part in parts:
-        for piece in _SEPARATORS.split(str(part)):
+        for piece in LABEL_SEPARATORS.split(str(part)):
             label = normalise_label(piece, synonyms)
             if label:
                 labels.add(label)

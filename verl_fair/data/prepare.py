@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from verl_fair.groups.labels import MISSING_TEXT, UNK, group_key, parse_demo_string
+from verl_fair.reward_fns.clinical_diagnosis import LABEL_SEPARATORS
 
 INSTRUCTION = (" You FIRST think about the reasoning process as an internal monologue and then provide the final "
                "answer. The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST "
@@ -275,7 +276,7 @@ def _labels(value: Any) -> list[str]:
         return []
     if isinstance(value, (list, tuple)):
         return [str(v).strip() for v in value if str(v).strip()]
-    return [part.strip() for part in re.split(r"\s*(?:,|;|&|\band\b)\s*", str(value)) if part.strip()]
+    return [part.strip() for part in LABEL_SEPARATORS.split(str(value)) if part.strip()]
 
 
 def in_validation(example: Example, fraction: float, seed: int) -> bool:
