@@ -37,30 +37,27 @@ class FairMetadataMixin:
 
     sampler_kwargs: Mapping[str, Any]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        section = (self.sampler_kwargs or {}).get("fair_grpo", None)
+        self.fair_config = FairGRPOConfig.from_algorithm({"fair_grpo": section} if section is not None else {})
+        self.labeler = GroupLabeler(self.fair_config.group_attributes, self.fair_config.age_bins)
+
     def sample(self, global_steps: int, partition_id: str, batch_size: int):
         batch, metrics = super().sample(global_steps, partition_id, batch_size)
         if partition_id == TRAIN_PARTITION and len(batch.keys) > 0:
             metrics = {**metrics, **self.publish_metadata(batch)}
         return batch, metrics
 
-    @property
-    def fair_config(self) -> FairGRPOConfig:
-        if not hasattr(self, "_fair_config"):
-            section = (self.sampler_kwargs or {}).get("fair_grpo", None)
-            self._fair_config = FairGRPOConfig.from_algorithm({"fair_grpo": section} if section is not None else {})
-        return self._fair_config
-
     def publish_metadata(self, batch) -> dict[str, float]:
         """Publish uid -> (domain, group) for this batch's prompts; return the per-group metrics."""
         cfg = self.fair_config
         fields = ["uid", "rm_scores", cfg.data_source_key, "extra_info"]
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
-        if not hasattr(self, "_labeler"):
-            self._labeler = GroupLabeler(cfg.group_attributes, cfg.age_bins)
-        records = prompt_records(data, cfg, self._labeler)
+        records = prompt_records(data, cfg, self.labeler)
         context.publish({r.uid: (r.domain, r.group) for r in records})
         metrics = training_metrics(records, context.get_state())
-        for (attribute, reason), count in sorted(self._labeler.unknown_.items()):
+        for (attribute, reason), count in sorted(self.labeler.unknown_.items()):
             metrics[metric_name("train", "unk_reason", attribute, reason)] = count / len(records)
         return metrics
 
