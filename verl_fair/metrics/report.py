@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from verl_fair.metrics.fairness import GAP_KEYS, UNK, Predictions, group_deltas, paper_metrics, standard_metrics
-from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_SYNONYMS, normalise_label, split_labels
+from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_SYNONYMS, normalise_label, set_f1, split_labels
 
 PAPER_KEYS = ("PP", "EOD", "FPR_Diff", "sigma_F1", "Delta_F1", "sigma_Acc", "Delta_Acc", "Acc", "F1", "Acc_ES",
               "F1_ES")
@@ -93,11 +93,6 @@ def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
     return frame
 
 
-def _set_f1(truth: frozenset, predicted: frozenset) -> float:
-    hits = len(truth & predicted)
-    return 0.0 if hits == 0 else 2 * hits / (len(truth) + len(predicted))
-
-
 def evaluate(frame: pd.DataFrame, *, min_group_size: int = 1, n_boot: int | None = None, worst_k: int = 2,
              seed: int = 0) -> dict[str, Any]:
     """The report dictionary (see the module docstring) for one set of predictions."""
@@ -113,7 +108,7 @@ def evaluate(frame: pd.DataFrame, *, min_group_size: int = 1, n_boot: int | None
         "n": int(len(frame)),
         "data_sources": sorted(frame["data_source"].unique().tolist()),
         "attributes": attributes,
-        "overall": {"set_f1": float(np.mean([_set_f1(t, p) for t, p in zip(frame["y_true"], frame["y_pred"])])),
+        "overall": {"set_f1": float(np.mean([set_f1(p, t) for t, p in zip(frame["y_true"], frame["y_pred"])])),
                     "exact_match": float(np.mean(frame["y_true"] == frame["y_pred"]))},
         "by_group": {a: standard[a]["by_group"] for a in attributes},
         "gaps": gaps,
