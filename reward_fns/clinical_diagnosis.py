@@ -25,7 +25,8 @@ Returned keys, the same for every sample:
                 require_think is set), else 0.0
     group       the sample's demographic group key (e.g. "M,A3"; "UNK"), for audits of validation dumps
     group_<attribute>   the sample's group for each attribute of group_values ("F", "A3", "UNK")
-    data_source the sample's data source (verl's validation dumps do not record it otherwise)
+    domain      the sample's data source (verl's validation dumps do not record it otherwise; not named
+                data_source, which the legacy trainer would merge into the batch's own data_source)
     acc_grp_<attribute>_<value>   acc for members of that group, None for everyone else, so that verl's
                 validation metrics report per-group accuracy (val-aux/<source>/acc_grp_sex_F/mean@N)
 
@@ -60,6 +61,7 @@ DEFAULT_SYNONYMS = {
 DEFAULT_GROUP_VALUES = {"sex": ("F", "M"), "age": ("A1", "A2", "A3", "A4")}
 # keyword arguments verl itself may pass to a reward function; they are accepted and ignored
 VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict"})
+DOMAIN_KEY = "domain"  # the returned key holding the sample's data source
 SETTINGS = frozenset({"format_weight", "require_think", "synonyms", "group_values", "age_bins"})
 
 LABEL_SEPARATORS = re.compile(r"\s*(?:[,;&|\n]|\band\b)\s*", re.IGNORECASE)
@@ -77,7 +79,7 @@ def compute_score(data_source: Any = None, solution_str: Any = None, ground_trut
         return _score(data_source, solution_str, ground_truth, extra_info, settings, groups)
     except Exception:  # a reward must never take the run down; count it in the logs
         logger.warning("clinical_diagnosis: could not score a sample of %r; scoring 0", data_source, exc_info=True)
-        return {"score": 0.0, "acc": 0.0, "pred": "", "format_ok": 0.0, "group": "UNK", "data_source": str(data_source),
+        return {"score": 0.0, "acc": 0.0, "pred": "", "format_ok": 0.0, "group": "UNK", DOMAIN_KEY: str(data_source),
                 **{f"group_{attribute}": "UNK" for attribute, _ in settings["group_values"]},
                 **{key: None for _, _, key in groups}}
 
@@ -100,7 +102,7 @@ def _score(data_source: Any, solution_str: Any, ground_truth: Any, extra_info: A
         "pred": ", ".join(sorted(predicted)),
         "format_ok": float(format_ok),
         "group": group_key(info, tuple(a for a, _ in settings["group_values"]), settings["age_bins"]),
-        "data_source": str(data_source),
+        DOMAIN_KEY: str(data_source),
     }
     labels = {attribute: attribute_status(info, attribute, settings["age_bins"])[0]
               for attribute, _ in settings["group_values"]}

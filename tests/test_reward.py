@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from verl_fair.reward_fns.clinical_diagnosis import compute_score, extract_answer, set_f1, split_labels
 
-KEYS = {"score", "acc", "pred", "format_ok", "group", "data_source", "group_sex", "group_age", "acc_grp_sex_F",
+KEYS = {"score", "acc", "pred", "format_ok", "group", "domain", "group_sex", "group_age", "acc_grp_sex_F",
         "acc_grp_sex_M",
         "acc_grp_age_A1", "acc_grp_age_A2", "acc_grp_age_A3", "acc_grp_age_A4"}
 
@@ -71,7 +71,7 @@ def test_per_group_accuracy_keys_are_none_for_non_members():
     assert result["acc_grp_sex_F"] == 1.0 and result["acc_grp_age_A2"] == 1.0
     assert result["acc_grp_sex_M"] is None and result["acc_grp_age_A4"] is None
     assert result["group"] == "F,A2"
-    assert (result["group_sex"], result["group_age"], result["data_source"]) == ("F", "A2", "x")
+    assert (result["group_sex"], result["group_age"], result["domain"]) == ("F", "A2", "x")
     custom = compute_score("x", "\\boxed{Mass}", "Mass", {"race": "Asian"}, group_values={"race": ["Asian", "White"]})
     assert custom["acc_grp_race_Asian"] == 1.0 and custom["acc_grp_race_White"] is None
     assert custom["group_race"] == "Asian" and "group_sex" not in custom
@@ -123,9 +123,9 @@ def test_thread_safe_under_a_pool():
 def _reward_config(path):
     from hydra import compose, initialize_config_dir
 
-    from verl_fair.cli import _configs
+    from verl_fair.cli import configs_folder
 
-    with initialize_config_dir(config_dir=str(_configs()), version_base=None):
+    with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
         return compose(config_name="fair_grpo_trainer",
                        overrides=[f"reward.custom_reward_function.path={path}",
                                   "reward.custom_reward_function.reward_kwargs.format_weight=0.2"])

@@ -1,7 +1,7 @@
 """Fairness audit reports from verl's validation dumps or any predictions table.
 
 Inputs: verl's ``trainer.validation_data_dir`` dumps (``<step>.jsonl``, with the clinical reward's
-``pred``, ``data_source`` and ``group_<attribute>`` keys) or a CSV / Parquet / JSONL file with label,
+``pred``, ``domain`` and ``group_<attribute>`` keys) or a CSV / Parquet / JSONL file with label,
 prediction and group columns. Outputs: ``report.json``, ``report.md`` and PNG plots.
 
 ``report.json`` keys:
@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from verl_fair.metrics.fairness import GAP_KEYS, UNK, Predictions, group_deltas, paper_metrics, standard_metrics
-from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_SYNONYMS, normalise_label, set_f1, split_labels
+from verl_fair.reward_fns.clinical_diagnosis import (DEFAULT_SYNONYMS, DOMAIN_KEY, normalise_label, set_f1,
+                                                     split_labels)
 
 PAPER_KEYS = ("PP", "EOD", "FPR_Diff", "sigma_F1", "Delta_F1", "sigma_Acc", "Delta_Acc", "Acc", "F1", "Acc_ES",
               "F1_ES")
@@ -46,7 +47,7 @@ class Columns:
     label: str = "gts"
     prediction: str = "pred"
     groups: dict[str, str] = field(default_factory=dict)  # attribute -> column
-    data_source: str | None = "data_source"
+    data_source: str | None = "data_source"  # when absent: the reward's "domain" key, else one source "all"
     step: str | None = "step"
     synonyms: dict[str, str] = field(default_factory=dict)  # added to the reward's defaults
 
@@ -66,6 +67,13 @@ def read_table(path: Path) -> pd.DataFrame:
     raise ValueError(f"{path}: expected a folder of verl dumps, .jsonl, .csv or .parquet")
 
 
+def _data_sources(table: pd.DataFrame, column: str | None):
+    for name in (column, DOMAIN_KEY):
+        if name in table:
+            return table[name].astype(str)
+    return "all"
+
+
 def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
     """Rows with data_source, step, y_true, y_pred (label sets), one column per attribute, reward components."""
     table = pd.concat([read_table(Path(p)) for p in paths], ignore_index=True)
@@ -78,7 +86,7 @@ def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
     # labels are normalised as the reward normalises them ("normal" = "no finding"), on both sides
     synonyms = {**DEFAULT_SYNONYMS, **{normalise_label(a, {}): normalise_label(n, {}) for a, n in columns.synonyms.items()}}
     frame = pd.DataFrame({
-        "data_source": table[columns.data_source].astype(str) if columns.data_source in table else "all",
+        "data_source": _data_sources(table, columns.data_source),
         "step": table[columns.step] if columns.step in table else 0,
         "y_true": table[columns.label].map(lambda v: split_labels(v, synonyms)),
         "y_pred": table[columns.prediction].map(lambda v: split_labels(v, synonyms)),
