@@ -43,10 +43,19 @@ def enable_requested_adapters() -> None:
         legacy.enable()
 
 
+def enable_requested_cpu_backend() -> None:
+    """Register verl's CPU platform and rollout backend when the run asks for them (``VERL_PLATFORM=cpu``)."""
+    from verl_fair import cpu
+
+    if cpu.requested():
+        cpu.activate()
+
+
 try:
+    enable_requested_cpu_backend()  # before anything resolves verl's platform
     register()
     enable_requested_adapters()
 except Exception:  # verl would swallow this at DEBUG level
-    logger.warning("verl-fair failed to register %r with verl; algorithm.adv_estimator=%s will be unknown.",
-                   ESTIMATOR_NAME, ESTIMATOR_NAME, exc_info=True)
+    logger.warning("verl-fair failed to register %r (and the CPU backend if VERL_PLATFORM=cpu) with verl; "
+                   "algorithm.adv_estimator=%s will be unknown.", ESTIMATOR_NAME, ESTIMATOR_NAME, exc_info=True)
     raise

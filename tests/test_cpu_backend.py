@@ -1,0 +1,151 @@
+"""The CPU backend's parts: verl internals it relies on, activation only on request, the rollout server."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from verl_fair import cpu
+
+
+def test_every_verl_internal_it_touches_still_exists():
+    import verl
+
+    assert verl.__version__.startswith("0.9."), "the CPU backend is pinned to verl 0.9.x: re-check VERL_INTERNALS"
+    missing = [f"{module}.{name}" for module, name in cpu.VERL_INTERNALS
+               if not hasattr(importlib.import_module(module), name)]
+    assert not missing
+    from verl.workers.engine.base import EngineRegistry
+
+    assert "VERL_ENGINE_DEVICE" in inspect.getsource(EngineRegistry.get_engine_cls)
+
+
+PROBE = """
+import os
+import verl
+from verl.plugin.platform import PlatformRegistry, get_platform
+from verl.workers.rollout.base import _ROLLOUT_REGISTRY
+import verl.workers.engine_workers as workers
+print("cpu registered:", PlatformRegistry.get("cpu") is not None)
+print("rollout registered:", ("transformers", "async") in _ROLLOUT_REGISTRY)
+print("gloo:", getattr(workers.initialize_global_process_group_ray, "verl_fair_gloo", False))
+print("platform:", get_platform().device_name)
+print("engine device:", os.environ.get("VERL_ENGINE_DEVICE"))
+"""
+
+
+def _probe(platform: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
+    if platform:
+        env["VERL_PLATFORM"] = platform
+    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_nothing_activates_unless_the_run_asks():
+    out = _probe(None)
+    assert "cpu registered: False" in out and "rollout registered: False" in out and "gloo: False" in out
+    assert "platform: cpu" not in out and "engine device: None" in out
+
+
+def test_verl_platform_cpu_activates_platform_rollout_gloo_and_engines():
+    out = _probe("cpu")
+    assert "cpu registered: True" in out and "rollout registered: True" in out and "gloo: True" in out
+    assert "platform: cpu" in out and "engine device: cuda" in out
+
+
+GLOO = """
+import os
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29533", RANK="0", WORLD_SIZE="1")
+import verl, torch.distributed as dist
+from verl.utils.distributed import initialize_global_process_group_ray
+from verl.utils.device import get_torch_device
+initialize_global_process_group_ray()
+print(dist.get_backend(), get_torch_device().current_device(), get_torch_device().memory_reserved())
+"""
+
+
+def test_process_group_is_plain_gloo_on_the_host():
+    result = subprocess.run([sys.executable, "-c", GLOO], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "VERL_PLATFORM": "cpu"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["gloo", "cpu", "0"]
+
+
+def test_activation_is_idempotent(monkeypatch):
+    from verl.plugin.platform import PlatformRegistry
+    from verl.workers.rollout.base import _ROLLOUT_REGISTRY
+
+    saved = dict(PlatformRegistry._platforms), dict(_ROLLOUT_REGISTRY)
+    import verl.utils.distributed as distributed
+
+    original = distributed.initialize_global_process_group_ray
+    monkeypatch.setenv("VERL_ENGINE_DEVICE", "cuda")
+    try:
+        cpu.activate()
+        wrapped = distributed.initialize_global_process_group_ray
+        cpu.activate()
+        assert distributed.initialize_global_process_group_ray is wrapped
+        assert wrapped.__wrapped__ is original
+    finally:
+        distributed.initialize_global_process_group_ray = original
+        PlatformRegistry._platforms.clear()
+        PlatformRegistry._platforms.update(saved[0])
+        _ROLLOUT_REGISTRY.clear()
+        _ROLLOUT_REGISTRY.update(saved[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from verl.workers.config import HFModelConfig, RolloutConfig
+
+    from verl_fair.cpu.rollout import TransformersServer
+    from verl_fair.demo import model
+
+    folder = tmp_path_factory.mktemp("tiny")
+    tokenizer = model.train_tokenizer(["is the answer yes or no", "\\boxed{yes}", "\\boxed{no}"] * 20, vocab_size=300)
+    lm = model.random_model(tokenizer, seed=0)
+    lm.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return TransformersServer(RolloutConfig(name="transformers", prompt_length=16, response_length=6),
+                              HFModelConfig(path=str(folder)), replica_rank=0)
+
+
+def test_server_log_probs_are_the_trainers(server):
+    """Sampled tokens' log-probs equal a teacher-forced forward pass at the same temperature."""
+    torch.manual_seed(0)
+    prompt = [5, 6, 7, 8]
+    tokens, log_probs = server._generate(prompt, {"temperature": 0.7, "top_p": 1.0, "top_k": -1, "logprobs": True})
+    assert 1 <= len(tokens) <= 6 and len(log_probs) == len(tokens)
+    eos = server.model.generation_config.eos_token_id
+    assert eos not in tokens[:-1]  # cut at the first EOS, inclusive
+    with torch.no_grad():
+        logits = server.model(torch.tensor([prompt + tokens])).logits[0, len(prompt) - 1:-1] / 0.7
+    expected = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(tokens)[:, None]).squeeze(-1)
+    torch.testing.assert_close(torch.tensor(log_probs), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_server_greedy_is_deterministic_and_honours_max_tokens(server):
+    greedy = {"temperature": 0, "top_p": 1.0, "top_k": -1, "logprobs": False}
+    first, none = server._generate([5, 6, 7], dict(greedy))
+    assert none is None and first == server._generate([5, 6, 7], dict(greedy))[0]
+    assert len(server._generate([5, 6, 7], {**greedy, "max_tokens": 2, "ignore_eos": True})[0]) == 2
+    # never past the response length, nor past the prompt + response budget
+    assert len(server._generate([5, 6, 7], {**greedy, "max_tokens": 50, "ignore_eos": True})[0]) == 6
+    assert len(server._generate(list(range(5, 24)), {**greedy, "ignore_eos": True})[0]) == 3  # 16 + 6 - 19
+
+
+def test_server_loads_trained_weights_and_rejects_foreign_ones(server):
+    state = {name: tensor + 0.01 for name, tensor in server.model.state_dict().items()}
+    server.load_weights(state, global_steps=7)
+    assert server.global_steps == 7
+    torch.testing.assert_close(server.model.state_dict()["model.norm.weight"], state["model.norm.weight"])
+    with pytest.raises(ValueError, match="does not have"):
+        server.load_weights({"vision_tower.weight": torch.zeros(1)})
