@@ -30,4 +30,4 @@ bench: setup
 	$(PY) -m benchmarks.estimator
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache outputs

@@ -10,13 +10,13 @@ from hydra import compose, initialize_config_dir
 from test_state_and_history import _steps
 
 from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
-from verl_fair.cli import _configs
+from verl_fair.cli import configs_folder
 from verl_fair.integration import context
 from verl_fair.integration.checkpoint import FRESH_STATE_ENV, STATE_FILE, FairStateCallback
 
 
 def _config(tmp_path, *overrides):
-    with initialize_config_dir(config_dir=str(_configs()), version_base=None):
+    with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
         return compose(config_name="fair_grpo_trainer",
                        overrides=[f"trainer.default_local_dir={tmp_path}", *overrides])
 

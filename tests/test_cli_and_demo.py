@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from verl_fair.demo.advantage import run
+from verl_fair.demo import run as demo
 
 
 def test_doctor_reports_registration():
@@ -19,7 +19,15 @@ def test_config_dir_holds_the_shipped_yaml():
     assert (Path(result.stdout.strip()) / "fair_grpo.yaml").is_file()
 
 
-def test_demo_moves_advantage_mass_to_the_small_hard_group():
-    counts, mass = run(steps=3, prompts=96, rollouts=6, seed=1)
-    share = {name: mass[name][("chest_xray", "F,A4")] / sum(mass[name].values()) for name in mass}
-    assert share["fair_grpo"] > 1.5 * share["grpo"]
+def test_demo_stops_at_once_without_enough_memory(tmp_path, capsys):
+    assert demo.main(["--min-memory-gb", "1e6", "--output", str(tmp_path / "demo")]) == 2
+    assert "--min-memory-gb" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_cpu_overrides_are_printed_one_per_line(capsys):
+    from verl_fair.cli import main
+    from verl_fair.cpu import HYDRA_OVERRIDES
+
+    assert main(["cpu-overrides"]) == 0
+    assert capsys.readouterr().out.split() == list(HYDRA_OVERRIDES)

@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from verl_fair.cli import _configs
+from verl_fair.cli import configs_folder
 
 
 def _main_ppo(*overrides):
-    return subprocess.run([sys.executable, "-m", "verl.trainer.main_ppo", f"--config-path={_configs()}",
+    return subprocess.run([sys.executable, "-m", "verl.trainer.main_ppo", f"--config-path={configs_folder()}",
                            "--config-name=fair_grpo_trainer", "--cfg", "job", *overrides],
                           capture_output=True, text=True, timeout=300)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from verl_fair.cli import _configs
+from verl_fair.cli import configs_folder
 from verl_fair.integration.checkpoint import FairStateCallback
 from verl_fair.integration.validation import gap_metrics
 from verl_fair.reward_fns.clinical_diagnosis import compute_score
@@ -34,7 +34,7 @@ def test_gap_metrics_by_data_source_and_overall():
 def test_hook_through_verls_val_metrics_update(tmp_path):
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-    with initialize_config_dir(config_dir=str(_configs()), version_base=None):
+    with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
         config = compose(config_name="fair_grpo_trainer", overrides=[f"trainer.default_local_dir={tmp_path}",
                                                                      "algorithm.adv_estimator=grpo"])
     FairStateCallback(config)  # what verl's trainer builds; installs the hook even for the grpo baseline

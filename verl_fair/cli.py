@@ -1,4 +1,5 @@
-"""The ``verl-fair`` command line: ``doctor``, ``prepare``, ``discover``, ``report`` and ``config-dir``."""
+"""The ``verl-fair`` command line: ``doctor``, ``prepare``, ``discover``, ``report``, ``config-dir`` and
+``cpu-overrides``."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def _plan(config_path: str | None, config_name: str, overrides: list[str]) -> in
     from verl_fair.integration.preflight import plan_run
 
     if config_path is None:
-        config_path = str(_configs()) if config_name != "ppo_trainer" else _verl_config_dir()
+        config_path = str(configs_folder()) if config_name != "ppo_trainer" else _verl_config_dir()
     try:
         with initialize_config_dir(config_dir=os.path.abspath(config_path), version_base=None):
             config = compose(config_name=config_name, overrides=overrides)
@@ -93,7 +94,8 @@ def _verl_config_dir() -> str:
     return os.path.join(verl.__path__[0], "trainer", "config")
 
 
-def _configs():
+def configs_folder():
+    """The folder of the shipped YAML configurations."""
     return resources.files("verl_fair").joinpath("configs")
 
 
@@ -122,7 +124,7 @@ def prepare(args: argparse.Namespace) -> int:
     try:
         data.prepare(examples, output, val_fraction=args.val_fraction, seed=args.seed,
                      embed_images=args.images == "embed", on_error=args.on_error, report=report,
-                     balance=args.balance)
+                     balance=args.balance, group_attributes=args.group_attributes)
     except (ValueError, OSError) as error:
         print(f"verl-fair prepare: {error}", file=sys.stderr)
         return 2
@@ -166,6 +168,8 @@ def _prepare_parser(commands) -> None:
     parser.add_argument("--balance", action="store_true",
                         help="also write train_balanced.parquet: every group oversampled to its data source's largest")
     parser.add_argument("--attribute", action="append", help="jsonl: another demographic key of the demo string")
+    parser.add_argument("--group-attributes", nargs="+", default=["sex", "age"],
+                        help="attributes whose combination is a group (for the group counts and --balance)")
     table = parser.add_argument_group("table")
     table.add_argument("--data-source", help="the data source (domain) of every row")
     table.add_argument("--data-source-column")
@@ -265,7 +269,15 @@ def _report_parser(commands) -> None:
 
 def config_dir() -> int:
     """Print the folder of the shipped YAML configurations (for Hydra's --config-path)."""
-    print(_configs())
+    print(configs_folder())
+    return 0
+
+
+def cpu_overrides() -> int:
+    """Print the Hydra overrides that run verl on the host (with VERL_PLATFORM=cpu), one per line."""
+    from verl_fair.cpu import HYDRA_OVERRIDES
+
+    print("\n".join(HYDRA_OVERRIDES))
     return 0
 
 
@@ -291,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="labels to measure the clusters against (ARI, NMI) when rows have them")
     found.add_argument("--overwrite", action="store_true", help="replace existing extra_info.fair_group values")
     commands.add_parser("config-dir", help=config_dir.__doc__)
+    commands.add_parser("cpu-overrides", help=cpu_overrides.__doc__)
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor(args.config_path, args.config_name, args.overrides)
@@ -300,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         return discover(args)
     if args.command == "report":
         return report(args)
+    if args.command == "cpu-overrides":
+        return cpu_overrides()
     return config_dir()
 
 

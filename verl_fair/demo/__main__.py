@@ -1,5 +1,5 @@
 import sys
 
-from verl_fair.demo.advantage import main
+from verl_fair.demo.run import main
 
 sys.exit(main())
