@@ -32,7 +32,7 @@ import psutil
 from verl_fair import cpu
 from verl_fair.demo import data, model
 
-MIN_MEMORY_GB = 8.0  # available RAM a run needs: its processes peak at about 7.7 GB (benchmarks/RESULTS.md)
+MIN_MEMORY_GB = 6.0  # available RAM a run needs: its processes peak at about 5 GB (benchmarks/RESULTS.md)
 TRAIN_FILES = ("train.parquet", "val.parquet")
 
 
