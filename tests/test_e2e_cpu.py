@@ -1,7 +1,7 @@
 """verl's real trainer end to end on CPU: ``python -m verl.trainer.main_ppo`` subprocesses with the CPU
 backend, the tiny warm-started model and the diabetes task, whose rollouts get varying rewards.
 
-Each run starts its own Ray cluster (about a minute of a run's 1.5 to 2 minutes on 2 cores).
+Each run starts its own Ray cluster; a run takes about a minute on 2 cores (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""verl plugin: registers ``fair_grpo`` in verl's advantage-estimator registry.
+"""verl plugin: registers ``fair_grpo`` in verl's advantage-estimator registry, and the CPU backend on request.
 
 verl loads this module through the ``verl.plugins`` entry point in every process that imports verl,
 and hides plugin exceptions at DEBUG level; so this module imports nothing heavy, registers
