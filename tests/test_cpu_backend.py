@@ -80,26 +80,29 @@ def test_process_group_is_plain_gloo_on_the_host():
 
 
 def test_activation_is_idempotent(monkeypatch):
+    import verl.utils.distributed as distributed
     from verl.plugin.platform import PlatformRegistry
     from verl.workers.rollout.base import _ROLLOUT_REGISTRY
+    from verl.workers.rollout.replica import RolloutReplicaRegistry
 
-    saved = dict(PlatformRegistry._platforms), dict(_ROLLOUT_REGISTRY)
-    import verl.utils.distributed as distributed
-
+    registries = (PlatformRegistry._platforms, _ROLLOUT_REGISTRY, RolloutReplicaRegistry._registry)
+    saved = [dict(registry) for registry in registries]
     original = distributed.initialize_global_process_group_ray
-    monkeypatch.setenv("VERL_ENGINE_DEVICE", "cuda")
+    for name in cpu.ENGINE_ENV:
+        monkeypatch.setenv(name, "unchanged")  # set by the user: activation keeps it
     try:
         cpu.activate()
         wrapped = distributed.initialize_global_process_group_ray
         cpu.activate()
         assert distributed.initialize_global_process_group_ray is wrapped
         assert wrapped.__wrapped__ is original
+        assert all(os.environ[name] == "unchanged" for name in cpu.ENGINE_ENV)
+        assert RolloutReplicaRegistry.get(cpu.ROLLOUT_NAME).__name__ == "TransformersReplica"
     finally:
         distributed.initialize_global_process_group_ray = original
-        PlatformRegistry._platforms.clear()
-        PlatformRegistry._platforms.update(saved[0])
-        _ROLLOUT_REGISTRY.clear()
-        _ROLLOUT_REGISTRY.update(saved[1])
+        for registry, before in zip(registries, saved, strict=True):
+            registry.clear()
+            registry.update(before)
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,8 @@ class TransformersServer:
 
     def _max_tokens(self, prompt_length: int, sampling_params: dict[str, Any]) -> int:
         budget = self.config.prompt_length + self.config.response_length - prompt_length
-        requested = sampling_params.get("max_tokens", sampling_params.get("max_new_tokens", self.config.response_length))
+        requested = sampling_params.get("max_tokens", sampling_params.get("max_new_tokens",
+                                                                          self.config.response_length))
         return max(1, min(requested, self.config.response_length, budget))
 
     @torch.no_grad()
@@ -190,8 +191,9 @@ class TransformersServerAdapter(BaseRollout):
     async def update_weights(self, weights, wire_format: str = "named_tensors", global_steps: int | None = None,
                              peft_config: Any = None, **kwargs: Any) -> None:
         if wire_format != "named_tensors":
-            raise NotImplementedError(f"the {ROLLOUT_NAME} rollout takes full weights (wire_format='named_tensors'); "
-                                      f"got {wire_format!r}: use actor_rollout_ref.rollout.checkpoint_engine.backend=naive")
+            raise NotImplementedError(f"the {ROLLOUT_NAME} rollout takes full weights (wire_format='named_tensors'), "
+                                      f"got {wire_format!r}: set "
+                                      "actor_rollout_ref.rollout.checkpoint_engine.backend=naive")
         if peft_config is not None:
             raise NotImplementedError(f"the {ROLLOUT_NAME} rollout takes merged weights only: set "
                                       "actor_rollout_ref.model.lora.merge=True")

@@ -58,7 +58,8 @@ def run_overrides(inputs: Path, output: Path, *, steps: int, batch_size: int, n:
         f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro}",
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={micro}",
         f"actor_rollout_ref.rollout.n={n}", "actor_rollout_ref.actor.optim.lr=3e-4",
-        f"trainer.total_training_steps={steps}", f"trainer.test_freq={steps}", f"trainer.save_freq={save_freq or steps}",
+        f"trainer.total_training_steps={steps}", f"trainer.test_freq={steps}",
+        f"trainer.save_freq={save_freq or steps}",
         f"trainer.default_local_dir={output / 'checkpoints'}", f"trainer.validation_data_dir={output / 'validation'}",
         "trainer.logger=[console,file]", "trainer.project_name=verl-fair", "trainer.experiment_name=cpu-demo",
     ]
@@ -102,10 +103,12 @@ def run_trainer(command: list[str], env: dict[str, str], log: Path, metrics: Pat
         while process.poll() is None:
             time.sleep(1.0)
             peak = max(peak, tree_memory_gb(process.pid))
-            done = max((r["step"] for r in read_metrics(metrics)), default=None)
-            if done is not None and done > bar.n or (done == 0 and bar.desc.startswith("starting")):
+            done = max((r["step"] for r in read_metrics(metrics)), default=None)  # step 0: first validation
+            if done is not None and (done > bar.n or bar.desc.startswith("starting")):
                 bar.set_description("training (validation at the start and the end)", refresh=False)
                 bar.update(done - bar.n)
+            elif sys.stderr.isatty():
+                bar.refresh()  # keep the clock running on a terminal; log files get one line per step
     return process.returncode, peak
 
 
