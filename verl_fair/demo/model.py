@@ -59,8 +59,8 @@ def random_model(tokenizer, seed: int):
 
 
 def warm_start(model, tokenizer, examples: Sequence[Example], epochs: int, seed: int, lr: float = 3e-3,
-               batch_size: int = 16) -> list[float]:
-    """Teacher-forced training on prompt -> answer (loss on the answer only); returns the loss per epoch."""
+               batch_size: int = 16) -> None:
+    """Teacher-forced training on prompt -> answer (loss on the answer only)."""
     rows = []
     for example in examples:
         text = tokenizer.apply_chat_template(example.messages, add_generation_prompt=True, tokenize=False)
@@ -69,21 +69,16 @@ def warm_start(model, tokenizer, examples: Sequence[Example], epochs: int, seed:
         rows.append((prompt, answer))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     order = random.Random(seed)
-    losses = []
     model.train()
     for _ in range(epochs):
         order.shuffle(rows)
-        total = 0.0
         for start in range(0, len(rows), batch_size):
             ids, labels, mask = _batch(rows[start:start + batch_size], tokenizer.pad_token_id)
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item()
-        losses.append(total / max(1, -(-len(rows) // batch_size)))
     model.eval()
-    return losses
 
 
 def _batch(rows, pad_id: int):
