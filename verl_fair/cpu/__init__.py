@@ -59,6 +59,7 @@ VERL_INTERNALS = (
     ("verl.workers.rollout.replica", "RolloutReplica"),
     ("verl.workers.rollout.replica", "RolloutReplicaRegistry"),
     ("verl.workers.rollout.replica", "TokenOutput"),
+    ("verl.workers.rollout.utils", "ensure_async_iterator"),
     ("verl.utils.config", "omega_conf_to_dataclass"),
 )
 

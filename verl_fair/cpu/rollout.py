@@ -27,6 +27,7 @@ from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
+from verl.workers.rollout.utils import ensure_async_iterator
 
 from verl_fair.cpu import ROLLOUT_NAME
 
@@ -198,18 +199,10 @@ class TransformersServerAdapter(BaseRollout):
             raise NotImplementedError(f"the {ROLLOUT_NAME} rollout takes merged weights only: set "
                                       "actor_rollout_ref.model.lora.merge=True")
         state = {}
-        async for name, tensor in _aiter(weights):  # every rank consumes: gathering may be collective
+        async for name, tensor in ensure_async_iterator(weights):  # every rank consumes: gathering may be collective
             if self.is_leader:
                 tensor = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
                 state[name] = tensor.detach().to("cpu", copy=True)
         if self.is_leader:
             await self._server_handle().load_weights.remote(state, global_steps)
 
-
-async def _aiter(items):
-    if hasattr(items, "__aiter__"):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
