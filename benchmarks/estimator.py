@@ -39,9 +39,12 @@ def make_batch(rng, prompts, rollouts, length, device):
     mask = torch.ones(prompts * rollouts, length, dtype=torch.int64, device=device)
     index = np.array([str(uuid.uuid4()) for _ in range(prompts)], dtype=object).repeat(rollouts)
     order = rng.permutation(prompts * rollouts)  # verl reorders rows
-    meta = {"data_source": np.array([f"dataset{i % 7}" for i in range(prompts)], dtype=object).repeat(rollouts),
-            "extra_info": np.array([{"sex": "MF"[i % 2], "age": 18 + (i * 7) % 70} for i in range(prompts)],
-                                   dtype=object).repeat(rollouts)}
+    meta = {
+        "data_source": np.array([f"dataset{i % 7}" for i in range(prompts)], dtype=object).repeat(rollouts),
+        "extra_info": np.array(
+            [{"sex": "MF"[i % 2], "age": 18 + (i * 7) % 70} for i in range(prompts)], dtype=object
+        ).repeat(rollouts),
+    }
     return (token_rewards[order], mask[order], index[order], {k: v[order] for k, v in meta.items()})
 
 
@@ -81,8 +84,9 @@ def run(prompts, rollouts, length, depths, repeats, device):
     rewards, mask, index, meta = make_batch(rng, prompts, rollouts, length, device)
     baselines = {
         "grpo": timed(lambda: compute_grpo_outcome_advantage(rewards, mask, index), repeats, device),
-        "grpo_vectorized": timed(lambda: compute_grpo_vectorized_outcome_advantage(rewards, mask, index),
-                                 repeats, device),
+        "grpo_vectorized": timed(
+            lambda: compute_grpo_vectorized_outcome_advantage(rewards, mask, index), repeats, device
+        ),
     }
     results = {}
     for variant, labelled in VARIANTS:
@@ -102,7 +106,8 @@ def run(prompts, rollouts, length, depths, repeats, device):
             slow = variant == "official" and not labelled and depth > 100
             results[(name, depth)] = timed(
                 lambda c=config, m=meta if labelled else None: fair_grpo(rewards, mask, index, c, m),
-                1 if slow else repeats, device,
+                1 if slow else repeats,
+                device,
                 before=lambda s=saved: context.get_state().load_state_dict(copy.deepcopy(s)),
             )
     return baselines, results
@@ -124,8 +129,11 @@ def report(baselines, results, depths, command, device):
     for variant, labelled in VARIANTS:
         name = f"fair_grpo {variant} {'labelled' if labelled else 'label-free'}"
         row = [results[(name, d)] for d in depths]
-        lines.append(f"| {name} | " + " | ".join(f"{ms:.1f}" for ms in row)
-                     + f" | {row[-1] / grpo:.2f}x | {row[-1] / row[0]:.2f}x |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{ms:.1f}" for ms in row)
+            + f" | {row[-1] / grpo:.2f}x | {row[-1] / row[0]:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -142,8 +150,11 @@ def main(argv=None):
         sizes, depths, repeats = (512, 10, 4096), (10, 100, 1000), 5
     baselines, results = run(*sizes, depths, repeats, device)
     command = "python -m benchmarks.estimator" + (" --quick" if args.quick else "") + f" --device {args.device}"
-    record("Estimator step time (`python -m benchmarks.estimator`)",
-           report(baselines, results, depths, command, device).splitlines(), args.write)
+    record(
+        "Estimator step time (`python -m benchmarks.estimator`)",
+        report(baselines, results, depths, command, device).splitlines(),
+        args.write,
+    )
     return baselines, results
 
 

@@ -82,14 +82,18 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     paper = measure("paper", (10, 1000, 10000), build_until=60, repeats=5, rng=rng)
     official = measure("official", (10, 100), build_until=100, repeats=3, rng=rng)
-    lines = [f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads. "
-             "Command: `python -m benchmarks.latent`. Median milliseconds per estimator step, every prompt "
-             "unlabelled (512 x 10, 7 data sources).", "",
-             "| variant | " + " | ".join(f"step {d}" for d in (10, 100, 1000, 10000)) + " |",
-             "|---|---:|---:|---:|---:|",
-             "| paper | " + " | ".join(f"{paper[d]:.0f}" if d in paper else "-" for d in (10, 100, 1000, 10000)) + " |",
-             "| official | " + " | ".join(f"{official[d]:.0f}" if d in official else "-"
-                                         for d in (10, 100, 1000, 10000)) + " |"]
+    lines = [
+        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads. "
+        "Command: `python -m benchmarks.latent`. Median milliseconds per estimator step, every prompt "
+        "unlabelled (512 x 10, 7 data sources).",
+        "",
+        "| variant | " + " | ".join(f"step {d}" for d in (10, 100, 1000, 10000)) + " |",
+        "|---|---:|---:|---:|---:|",
+        "| paper | " + " | ".join(f"{paper[d]:.0f}" if d in paper else "-" for d in (10, 100, 1000, 10000)) + " |",
+        "| official | "
+        + " | ".join(f"{official[d]:.0f}" if d in official else "-" for d in (10, 100, 1000, 10000))
+        + " |",
+    ]
     record("Latent group discovery (`python -m benchmarks.latent`)", lines, args.write)
 
 

@@ -44,11 +44,13 @@ def main(argv=None):
         start = time.perf_counter()
         compute_score("chexpert", text, "Edema", extra)
         worst[name] = (time.perf_counter() - start) * 1e3
-    lines = [f"Machine: {platform.processor() or platform.machine()}, one thread. "
-             "Command: `python -m benchmarks.reward`.", "",
-             f"- Throughput on realistic responses (~{len(responses[0]) // 1000} kB each): {per_second:,.0f} responses/s",
-             *[f"- {name}: {ms:.0f} ms" for name, ms in worst.items()],
-             f"- Worst case on 1 MB: {max(worst.values()):.0f} ms"]
+    lines = [
+        f"Machine: {platform.processor() or platform.machine()}, one thread. Command: `python -m benchmarks.reward`.",
+        "",
+        f"- Throughput on realistic responses (~{len(responses[0]) // 1000} kB each): {per_second:,.0f} responses/s",
+        *[f"- {name}: {ms:.0f} ms" for name, ms in worst.items()],
+        f"- Worst case on 1 MB: {max(worst.values()):.0f} ms",
+    ]
     record("Reward function (`python -m benchmarks.reward`)", lines, args.write)
 
 

@@ -70,8 +70,9 @@ _SPACES = re.compile(r"\s+")
 _ANSWER_PREFIX = re.compile(r"answer\s*(?:is)?\s*[:\-]", re.IGNORECASE)
 
 
-def compute_score(data_source: Any = None, solution_str: Any = None, ground_truth: Any = None,
-                  extra_info: Any = None, **kwargs: Any) -> dict[str, Any]:
+def compute_score(
+    data_source: Any = None, solution_str: Any = None, ground_truth: Any = None, extra_info: Any = None, **kwargs: Any
+) -> dict[str, Any]:
     """Score one response; see the module docstring for the keys and settings."""
     settings = _settings(kwargs)
     groups = _group_keys(settings["group_values"])
@@ -79,13 +80,21 @@ def compute_score(data_source: Any = None, solution_str: Any = None, ground_trut
         return _score(data_source, solution_str, ground_truth, extra_info, settings, groups)
     except Exception:  # a reward must never take the run down; count it in the logs
         logger.warning("clinical_diagnosis: could not score a sample of %r; scoring 0", data_source, exc_info=True)
-        return {"score": 0.0, "acc": 0.0, "pred": "", "format_ok": 0.0, "group": "UNK", DOMAIN_KEY: str(data_source),
-                **{f"group_{attribute}": "UNK" for attribute, _ in settings["group_values"]},
-                **{key: None for _, _, key in groups}}
+        return {
+            "score": 0.0,
+            "acc": 0.0,
+            "pred": "",
+            "format_ok": 0.0,
+            "group": "UNK",
+            DOMAIN_KEY: str(data_source),
+            **{f"group_{attribute}": "UNK" for attribute, _ in settings["group_values"]},
+            **{key: None for _, _, key in groups},
+        }
 
 
-def _score(data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any, settings: dict,
-           groups) -> dict[str, Any]:
+def _score(
+    data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any, settings: dict, groups
+) -> dict[str, Any]:
     text = solution_str if isinstance(solution_str, str) else ("" if solution_str is None else str(solution_str))
     text = text[-SEARCH_WINDOW:]
     answer, tagged, start = extract_answer(text)
@@ -104,8 +113,10 @@ def _score(data_source: Any, solution_str: Any, ground_truth: Any, extra_info: A
         "group": group_key(info, tuple(a for a, _ in settings["group_values"]), settings["age_bins"]),
         DOMAIN_KEY: str(data_source),
     }
-    labels = {attribute: attribute_status(info, attribute, settings["age_bins"])[0]
-              for attribute, _ in settings["group_values"]}
+    labels = {
+        attribute: attribute_status(info, attribute, settings["age_bins"])[0]
+        for attribute, _ in settings["group_values"]
+    }
     result.update({f"group_{attribute}": label for attribute, label in labels.items()})
     for attribute, value, key in groups:
         result[key] = acc if labels[attribute] == value else None
@@ -120,7 +131,7 @@ def extract_answer(text: str) -> tuple[str, bool, int]:
         return content, True, start
     prefixed = list(_ANSWER_PREFIX.finditer(text[-2000:]))
     if prefixed:
-        tail = text[-2000:][prefixed[-1].end():]
+        tail = text[-2000:][prefixed[-1].end() :]
         return tail.strip().splitlines()[0] if tail.strip() else "", False, len(text)
     lines = [line for line in text.splitlines() if line.strip()]
     return (lines[-1] if lines else ""), False, len(text)
@@ -152,7 +163,7 @@ def _last_answer_tag(text: str) -> tuple[int, str] | None:
         return None
     begin = opening + len("<answer>")
     closing = lower.find("</answer>", begin)
-    return begin, text[begin:closing if closing >= 0 else len(text)]
+    return begin, text[begin : closing if closing >= 0 else len(text)]
 
 
 def _think_before(text: str, position: int) -> bool:
@@ -196,8 +207,7 @@ def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Validated ``reward_kwargs``; a bad setting is a configuration error and raises."""
     unknown = set(kwargs) - SETTINGS - VERL_KWARGS
     if unknown:
-        raise ValueError(f"clinical_diagnosis got unknown reward_kwargs {sorted(unknown)}; "
-                         f"allowed: {sorted(SETTINGS)}")
+        raise ValueError(f"clinical_diagnosis got unknown reward_kwargs {sorted(unknown)}; allowed: {sorted(SETTINGS)}")
     weight = kwargs.get("format_weight", 0.0)
     if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0.0 <= weight <= 1.0:
         raise ValueError(f"reward_kwargs.format_weight={weight!r} is not valid: expected a number in [0, 1]")
@@ -216,5 +226,6 @@ def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 def _group_keys(group_values: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, str, str]]:
     """(attribute, value, result key) for every configured group."""
-    return [(attribute, value, f"acc_grp_{attribute}_{value}") for attribute, values in group_values
-            for value in values]
+    return [
+        (attribute, value, f"acc_grp_{attribute}_{value}") for attribute, values in group_values for value in values
+    ]

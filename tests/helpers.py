@@ -25,15 +25,20 @@ class Batch:
     non_tensor_batch: dict
 
     def kwargs(self, config: dict | None = None, with_metadata: bool = True) -> dict:
-        out = {"token_level_rewards": self.token_level_rewards, "response_mask": self.response_mask,
-               "index": self.index, "config": config or {}}
+        out = {
+            "token_level_rewards": self.token_level_rewards,
+            "response_mask": self.response_mask,
+            "index": self.index,
+            "config": config or {},
+        }
         if with_metadata:
             out["non_tensor_batch"] = self.non_tensor_batch
         return out
 
 
-def make_batch(prompts: list[Prompt], response_length: int = 4, shuffle_seed: int | None = None,
-               padding_rows: int = 0) -> Batch:
+def make_batch(
+    prompts: list[Prompt], response_length: int = 4, shuffle_seed: int | None = None, padding_rows: int = 0
+) -> Batch:
     """One row per rollout; the reward sits on the last valid token as in verl; optional shuffling."""
     rows = []
     for p in prompts:
@@ -57,9 +62,12 @@ def make_batch(prompts: list[Prompt], response_length: int = 4, shuffle_seed: in
     domains = [d for _, _, d, _ in rows] + [first[2]] * padding_rows  # verl copies the first row's metadata
     groups = [g for _, _, _, g in rows] + [first[3]] * padding_rows
     extra = [{"fair_group": g} if g != "UNK" else {} for g in groups]
-    return Batch(rewards, mask, index, {"data_source": np.array(domains, dtype=object),
-                                        "extra_info": np.array(extra, dtype=object),
-                                        "uid": index})
+    return Batch(
+        rewards,
+        mask,
+        index,
+        {"data_source": np.array(domains, dtype=object), "extra_info": np.array(extra, dtype=object), "uid": index},
+    )
 
 
 def row_scalars(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -25,10 +25,23 @@ def write_dumps(folder: Path, steps=(10, 20), rows: int = 600, seed: int = 0, ga
             penalty = 0.4 * (1 - step / 40) if gap_shrinks else 0.4
             skill = 0.85 - (penalty if hard else 0.0)
             answer = gold if rng.random() < skill else str(rng.choice([l for l in LABELS if l != gold]))
-            result = compute_score("chexpert" if i % 3 else "ham10000", f"<think>...</think> \\boxed{{{answer}}}",
-                                   gold, {"demographics": {"sex": sex, "age": age}})
-            lines.append({"input": "question", "output": answer, "gts": gold, "score": result["score"], "step": step,
-                          **result, "uid": f"u{i}_0_0"})
+            result = compute_score(
+                "chexpert" if i % 3 else "ham10000",
+                f"<think>...</think> \\boxed{{{answer}}}",
+                gold,
+                {"demographics": {"sex": sex, "age": age}},
+            )
+            lines.append(
+                {
+                    "input": "question",
+                    "output": answer,
+                    "gts": gold,
+                    "score": result["score"],
+                    "step": step,
+                    **result,
+                    "uid": f"u{i}_0_0",
+                }
+            )
         (folder / f"{step}.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     return folder
 

@@ -8,7 +8,8 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_estimator_benchmark_quick_mode():
-    result = subprocess.run([sys.executable, "-m", "benchmarks.estimator", "--quick"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.estimator", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| fair_grpo paper labelled |" in result.stdout and "| verl grpo |" in result.stdout

@@ -17,8 +17,7 @@ from verl_fair.integration.checkpoint import FRESH_STATE_ENV, STATE_FILE, FairSt
 
 def _config(tmp_path, *overrides):
     with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
-        return compose(config_name="fair_grpo_trainer",
-                       overrides=[f"trainer.default_local_dir={tmp_path}", *overrides])
+        return compose(config_name="fair_grpo_trainer", overrides=[f"trainer.default_local_dir={tmp_path}", *overrides])
 
 
 def _save_like_verl(callback, tmp_path, step):

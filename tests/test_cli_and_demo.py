@@ -8,8 +8,9 @@ from verl_fair.demo import run as demo
 
 
 def test_doctor_reports_registration():
-    result = subprocess.run([sys.executable, "-m", "verl_fair.cli", "doctor"], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "verl_fair.cli", "doctor"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fair_grpo registered by verl_fair" in result.stdout
 

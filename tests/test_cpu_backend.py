@@ -18,8 +18,9 @@ def test_every_verl_internal_it_touches_still_exists():
     import verl
 
     assert verl.__version__.startswith("0.9."), "the CPU backend is pinned to verl 0.9.x: re-check VERL_INTERNALS"
-    missing = [f"{module}.{name}" for module, name in cpu.VERL_INTERNALS
-               if not hasattr(importlib.import_module(module), name)]
+    missing = [
+        f"{module}.{name}" for module, name in cpu.VERL_INTERNALS if not hasattr(importlib.import_module(module), name)
+    ]
     assert not missing
     from verl.workers.engine.base import EngineRegistry
 
@@ -73,8 +74,13 @@ print(dist.get_backend(), get_torch_device().current_device(), get_torch_device(
 
 
 def test_process_group_is_plain_gloo_on_the_host():
-    result = subprocess.run([sys.executable, "-c", GLOO], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "VERL_PLATFORM": "cpu"})
+    result = subprocess.run(
+        [sys.executable, "-c", GLOO],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "VERL_PLATFORM": "cpu"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["gloo", "cpu", "0"]
 
@@ -117,8 +123,11 @@ def server(tmp_path_factory):
     lm = model.random_model(tokenizer, seed=0)
     lm.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    return TransformersServer(RolloutConfig(name="transformers", prompt_length=16, response_length=6),
-                              HFModelConfig(path=str(folder)), replica_rank=0)
+    return TransformersServer(
+        RolloutConfig(name="transformers", prompt_length=16, response_length=6),
+        HFModelConfig(path=str(folder)),
+        replica_rank=0,
+    )
 
 
 def test_server_log_probs_are_the_trainers(server):
@@ -130,7 +139,7 @@ def test_server_log_probs_are_the_trainers(server):
     eos = server.model.generation_config.eos_token_id
     assert eos not in tokens[:-1]  # cut at the first EOS, inclusive
     with torch.no_grad():
-        logits = server.model(torch.tensor([prompt + tokens])).logits[0, len(prompt) - 1:-1] / 0.7
+        logits = server.model(torch.tensor([prompt + tokens])).logits[0, len(prompt) - 1 : -1] / 0.7
     expected = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(tokens)[:, None]).squeeze(-1)
     torch.testing.assert_close(torch.tensor(log_probs), expected, atol=1e-4, rtol=1e-4)
 

@@ -16,9 +16,13 @@ def _parquet(path, rng, rows=300):
     centres = {"F": np.array([0.0, 0.0, 3.0]), "M": np.array([3.0, 3.0, 0.0])}
     features = [list(centres[s] + rng.normal(0, 0.3, 3)) for s in sexes]
     features[0] = None  # a row without features
-    frame = pd.DataFrame({"data_source": ["derm"] * rows, "embedding": features,
-                          "extra_info": [{"index": i, "demographics": {"sex": s, "age": None}} for i, s in
-                                         enumerate(sexes)]})
+    frame = pd.DataFrame(
+        {
+            "data_source": ["derm"] * rows,
+            "embedding": features,
+            "extra_info": [{"index": i, "demographics": {"sex": s, "age": None}} for i, s in enumerate(sexes)],
+        }
+    )
     frame.to_parquet(path, index=False)
     return sexes
 
@@ -42,15 +46,29 @@ def test_existing_groups_are_kept_unless_overwritten(tmp_path):
         discover(tmp_path / "once.parquet", tmp_path / "twice.parquet", "embedding")
     discover(tmp_path / "once.parquet", tmp_path / "twice.parquet", "embedding", overwrite=True, k=3, prefix="g")
     assert {i["fair_group"] for i in pd.read_parquet(tmp_path / "twice.parquet")["extra_info"]} - {None} == {
-        "g0", "g1", "g2"}
+        "g0",
+        "g1",
+        "g2",
+    }
 
 
 def test_cli_reports_sizes_and_names_a_missing_column(tmp_path):
     _parquet(tmp_path / "in.parquet", np.random.default_rng(2))
-    command = [sys.executable, "-m", "verl_fair.cli", "discover", str(tmp_path / "in.parquet"),
-               "--output", str(tmp_path / "out.parquet")]
-    ok = subprocess.run([*command, "--feature-column", "embedding", "--group-attributes", "sex"],
-                        capture_output=True, text=True, timeout=120)
+    command = [
+        sys.executable,
+        "-m",
+        "verl_fair.cli",
+        "discover",
+        str(tmp_path / "in.parquet"),
+        "--output",
+        str(tmp_path / "out.parquet"),
+    ]
+    ok = subprocess.run(
+        [*command, "--feature-column", "embedding", "--group-attributes", "sex"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "derm: 299/300 rows" in ok.stdout and "ARI" in ok.stdout and "1 rows had no usable" in ok.stdout
     bad = subprocess.run([*command, "--feature-column", "clip"], capture_output=True, text=True, timeout=120)

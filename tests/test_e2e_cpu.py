@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,8 +25,13 @@ STEPS, BATCH, N = 3, 8, 4
 
 class Run:
     def __init__(self, output: Path, result: subprocess.CompletedProcess, seconds: float, peak_gb: float) -> None:
-        self.output, self.code, self.log, self.seconds, self.peak_gb = output, result.returncode, result.stdout, \
-            seconds, peak_gb
+        self.output, self.code, self.log, self.seconds, self.peak_gb = (
+            output,
+            result.returncode,
+            result.stdout,
+            seconds,
+            peak_gb,
+        )
         self.metrics = demo.read_metrics(output / "metrics.jsonl")
 
     def check(self) -> Run:
@@ -48,8 +53,13 @@ def main_ppo(inputs: Path, output: Path, command: list[str], env: dict | None = 
     started = time.time()
     log = output / "train.log"
     with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**demo.trainer_env(output), **(env or {})})
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**demo.trainer_env(output), **(env or {})},
+        )
         peak = 0.0
         while process.poll() is None and time.time() - started < timeout:
             peak = max(peak, demo.tree_memory_gb(process.pid))
@@ -59,13 +69,15 @@ def main_ppo(inputs: Path, output: Path, command: list[str], env: dict | None = 
         process.wait()
     seconds = time.time() - started
     print(f"{output.name}: exit {process.returncode}, {seconds:.0f} s, peak {peak:.1f} GB")
-    return Run(output, subprocess.CompletedProcess(command, process.returncode, log.read_text(errors="replace")),
-               seconds, peak)
+    return Run(
+        output, subprocess.CompletedProcess(command, process.returncode, log.read_text(errors="replace")), seconds, peak
+    )
 
 
 def shipped(inputs: Path, output: Path, *extra: str, steps: int = STEPS, save_freq: int | None = None) -> list[str]:
-    return demo.shipped_config_command([*demo.run_overrides(inputs, output, steps=steps, batch_size=BATCH, n=N,
-                                                            save_freq=save_freq), *extra])
+    return demo.shipped_config_command(
+        [*demo.run_overrides(inputs, output, steps=steps, batch_size=BATCH, n=N, save_freq=save_freq), *extra]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +91,13 @@ def inputs(tmp_path_factory) -> Path:
 def labelled(inputs, tmp_path_factory) -> Run:
     """FairGRPO with labels (the shipped config), checkpoints every step; groups get their own factor early."""
     output = tmp_path_factory.mktemp("labelled")
-    return main_ppo(inputs, output, shipped(inputs, output, "algorithm.fair_grpo.min_group_size=2",
-                                            "algorithm.fair_grpo.labels=required", save_freq=1)).check()
+    return main_ppo(
+        inputs,
+        output,
+        shipped(
+            inputs, output, "algorithm.fair_grpo.min_group_size=2", "algorithm.fair_grpo.labels=required", save_freq=1
+        ),
+    ).check()
 
 
 def test_labelled_run_logs_groups_and_reweights_them(labelled):
@@ -118,8 +135,13 @@ def test_resume_restores_the_estimator_state_and_continues(labelled, inputs, tmp
     checkpoints.mkdir()
     shutil.copytree(labelled.output / "checkpoints" / "global_step_2", checkpoints / "global_step_2")
     (checkpoints / "latest_checkpointed_iteration.txt").write_text("2")
-    resumed = main_ppo(inputs, tmp_path, shipped(inputs, tmp_path, "algorithm.fair_grpo.min_group_size=2",
-                                                 "algorithm.fair_grpo.labels=required", save_freq=1)).check()
+    resumed = main_ppo(
+        inputs,
+        tmp_path,
+        shipped(
+            inputs, tmp_path, "algorithm.fair_grpo.min_group_size=2", "algorithm.fair_grpo.labels=required", save_freq=1
+        ),
+    ).check()
     assert f"FairGRPO state restored from {checkpoints / 'global_step_2' / STATE_FILE} (2 steps" in resumed.log
     assert sorted(resumed.series("fair/train/")) == [3]
     before, after, uninterrupted = labelled.state(2), resumed.state(3), labelled.state(3)
@@ -130,10 +152,15 @@ def test_resume_restores_the_estimator_state_and_continues(labelled, inputs, tmp
 
 def test_bare_estimator_runs_label_free_and_says_so(inputs, tmp_path):
     """verl's own config with only algorithm.adv_estimator=fair_grpo."""
-    command = [sys.executable, "-m", "verl.trainer.main_ppo", "algorithm.adv_estimator=fair_grpo",
-               "reward.custom_reward_function.path=pkg://verl_fair.reward_fns.clinical_diagnosis",
-               "reward.custom_reward_function.name=compute_score",
-               *demo.run_overrides(inputs, tmp_path, steps=2, batch_size=BATCH, n=N)]
+    command = [
+        sys.executable,
+        "-m",
+        "verl.trainer.main_ppo",
+        "algorithm.adv_estimator=fair_grpo",
+        "reward.custom_reward_function.path=pkg://verl_fair.reward_fns.clinical_diagnosis",
+        "reward.custom_reward_function.name=compute_score",
+        *demo.run_overrides(inputs, tmp_path, steps=2, batch_size=BATCH, n=N),
+    ]
     run = main_ppo(inputs, tmp_path, command).check()
     assert "runs label-free: every prompt is UNK in one domain" in run.log
     assert run.series("critic/advantages/")[2]["critic/advantages/max"] > 0
@@ -142,17 +169,23 @@ def test_bare_estimator_runs_label_free_and_says_so(inputs, tmp_path):
 
 def test_legacy_trainer_with_the_adapter_gets_labels(inputs, tmp_path):
     """labels=required stops the run unless the adapter hands the estimator the batch's demographics."""
-    run = main_ppo(inputs, tmp_path, shipped(inputs, tmp_path, "trainer.use_v1=False",
-                                             "algorithm.fair_grpo.labels=required", steps=2),
-                   env={"VERL_FAIR_LEGACY_ADAPTER": "1"}).check()
+    run = main_ppo(
+        inputs,
+        tmp_path,
+        shipped(inputs, tmp_path, "trainer.use_v1=False", "algorithm.fair_grpo.labels=required", steps=2),
+        env={"VERL_FAIR_LEGACY_ADAPTER": "1"},
+    ).check()
     assert "runs label-free" not in run.log
     assert run.series("critic/advantages/")[2]["critic/advantages/max"] > 0
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("algorithm.fair_grpo.weigthing=none", "Key 'weigthing' is not in struct"),
-    ("algorithm.fair_grpo.weighting=fairgpro", "algorithm.fair_grpo.weighting='fairgpro' is not valid"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("algorithm.fair_grpo.weigthing=none", "Key 'weigthing' is not in struct"),
+        ("algorithm.fair_grpo.weighting=fairgpro", "algorithm.fair_grpo.weighting='fairgpro' is not valid"),
+    ],
+)
 def test_config_mistake_stops_the_run_at_start_up(inputs, tmp_path, override, message):
     run = main_ppo(inputs, tmp_path, shipped(inputs, tmp_path, override))
     assert run.code != 0 and message in run.log, run.log[-3000:]

@@ -8,8 +8,9 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_quick_mode_trains_and_reports_every_task():
-    result = subprocess.run([sys.executable, "-m", "benchmarks.efficacy", "--quick"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.efficacy", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for task in ("diabetes", "synthetic"):
         assert f"### Task: {task}" in result.stdout

@@ -25,13 +25,20 @@ def test_binary_one_attribute_equals_fairlearn(seed):
     y_pred = np.where(rng.random(n) < 0.7, y_true, 1 - y_true)
     gaps = standard_metrics(Predictions.from_binary(y_true, y_pred, groups))["group"]["gaps"]
     kwargs = {"sensitive_features": groups}
-    assert gaps["demographic_parity_difference"] == pytest.approx(demographic_parity_difference(y_true, y_pred, **kwargs))
+    assert gaps["demographic_parity_difference"] == pytest.approx(
+        demographic_parity_difference(y_true, y_pred, **kwargs)
+    )
     assert gaps["equal_opportunity_difference"] == pytest.approx(equal_opportunity_difference(y_true, y_pred, **kwargs))
     assert gaps["equalized_odds_difference"] == pytest.approx(equalized_odds_difference(y_true, y_pred, **kwargs))
     assert gaps["equalized_odds_difference_mean"] == pytest.approx(
-        equalized_odds_difference(y_true, y_pred, agg="mean", **kwargs))
-    ppv = MetricFrame(metrics=lambda t, p: precision_score(t, p, zero_division=0), y_true=y_true, y_pred=y_pred,
-                      sensitive_features=groups)
+        equalized_odds_difference(y_true, y_pred, agg="mean", **kwargs)
+    )
+    ppv = MetricFrame(
+        metrics=lambda t, p: precision_score(t, p, zero_division=0),
+        y_true=y_true,
+        y_pred=y_pred,
+        sensitive_features=groups,
+    )
     assert gaps["predictive_parity_difference"] == pytest.approx(ppv.difference())
 
 
@@ -65,10 +72,14 @@ def _multilabel(rows):
 
 
 def test_paper_metrics_by_hand():
-    predictions = _multilabel([
-        ("cxr", {"edema"}, {"edema"}, "F"), ("cxr", {"edema"}, {"mass"}, "F"),
-        ("cxr", {"edema"}, {"edema"}, "M"), ("cxr", set(), {"edema"}, "M"),
-    ])
+    predictions = _multilabel(
+        [
+            ("cxr", {"edema"}, {"edema"}, "F"),
+            ("cxr", {"edema"}, {"mass"}, "F"),
+            ("cxr", {"edema"}, {"edema"}, "M"),
+            ("cxr", set(), {"edema"}, "M"),
+        ]
+    )
     # F: only "edema" has a gold positive (the false "mass" is ignored): tp 1 fn 1 -> TPR .5, FPR 0, FDR 0,
     #    acc .5, F1 2/3.  M: tp 1 fp 1 -> TPR 1, FPR 1, FDR .5, acc .5, F1 2/3.
     paper = paper_metrics(predictions)

@@ -9,14 +9,29 @@ from verl_fair.cli import configs_folder
 
 
 def _main_ppo(*overrides):
-    return subprocess.run([sys.executable, "-m", "verl.trainer.main_ppo", f"--config-path={configs_folder()}",
-                           "--config-name=fair_grpo_trainer", "--cfg", "job", *overrides],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verl.trainer.main_ppo",
+            f"--config-path={configs_folder()}",
+            "--config-name=fair_grpo_trainer",
+            "--cfg",
+            "job",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_plain_overrides_of_fair_grpo_keys_are_accepted():
-    result = _main_ppo("algorithm.fair_grpo.variant=official", "algorithm.fair_grpo.history={window: 8}",
-                       "algorithm.fair_grpo.cluster.k_max=2")
+    result = _main_ppo(
+        "algorithm.fair_grpo.variant=official",
+        "algorithm.fair_grpo.history={window: 8}",
+        "algorithm.fair_grpo.cluster.k_max=2",
+    )
     assert result.returncode == 0, result.stderr
     job = result.stdout
     assert "adv_estimator: fair_grpo" in job and "variant: official" in job and "window: 8" in job
@@ -30,30 +45,46 @@ def test_a_misspelt_key_is_rejected_by_hydra():
 
 
 def _doctor(*args):
-    return subprocess.run([sys.executable, "-m", "verl_fair.cli", "doctor", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "verl_fair.cli", "doctor", *args], capture_output=True, text=True, timeout=300
+    )
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    ((), "v1 trainer: labelled"),
-    (("--config-name", "ppo_trainer", "algorithm.adv_estimator=fair_grpo"), "LABEL-FREE"),
-    (("--config-name", "ppo_trainer", "algorithm.adv_estimator=grpo"), "verl-fair stays idle"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), "v1 trainer: labelled"),
+        (("--config-name", "ppo_trainer", "algorithm.adv_estimator=fair_grpo"), "LABEL-FREE"),
+        (("--config-name", "ppo_trainer", "algorithm.adv_estimator=grpo"), "verl-fair stays idle"),
+    ],
+)
 def test_doctor_says_what_the_run_will_do(args, expected):
     result = _doctor(*args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert expected in result.stdout
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (("algorithm.fair_grpo.variant=fast",), "variant='fast'"),
-    (("trainer.use_v1=False",), "VERL_FAIR_LEGACY_ADAPTER=1"),
-    (("~trainer.v1.sampler.sampler_kwargs.fair_grpo", "algorithm.fair_grpo.group_attributes=[race]"),
-     "sampler_kwargs.fair_grpo"),
-    (("algorithm.fair_grpo.varient=x",), "varient"),
-    (("--config-name", "ppo_trainer", "algorithm.adv_estimator=fair_grpo", "+algorithm.fair_grpo.labels=required"),
-     "labels=required but no metadata sampler"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("algorithm.fair_grpo.variant=fast",), "variant='fast'"),
+        (("trainer.use_v1=False",), "VERL_FAIR_LEGACY_ADAPTER=1"),
+        (
+            ("~trainer.v1.sampler.sampler_kwargs.fair_grpo", "algorithm.fair_grpo.group_attributes=[race]"),
+            "sampler_kwargs.fair_grpo",
+        ),
+        (("algorithm.fair_grpo.varient=x",), "varient"),
+        (
+            (
+                "--config-name",
+                "ppo_trainer",
+                "algorithm.adv_estimator=fair_grpo",
+                "+algorithm.fair_grpo.labels=required",
+            ),
+            "labels=required but no metadata sampler",
+        ),
+    ],
+)
 def test_doctor_fails_on_configuration_mistakes(args, expected):
     result = _doctor(*args)
     assert result.returncode == 1

@@ -27,8 +27,9 @@ def test_padding_rows_get_zero_and_change_no_statistic(variant):
     assert torch.equal(got[-3:], torch.zeros_like(got[-3:]))
     torch.testing.assert_close(got[:-3], expected, rtol=0, atol=0)
     assert context.get_state().last_metrics["fair/padding_rows"] == 3
-    np.testing.assert_array_equal(context.get_state().state_dict()["group_stats"]["sums"],
-                                  state_plain["group_stats"]["sums"])
+    np.testing.assert_array_equal(
+        context.get_state().state_dict()["group_stats"]["sums"], state_plain["group_stats"]["sums"]
+    )
 
 
 @pytest.mark.parametrize("variant", ["paper", "official"])
@@ -41,8 +42,12 @@ def test_single_rollout_prompts_are_finite_like_verl_grpo(variant):
 
 @pytest.mark.parametrize("variant", ["paper", "official"])
 def test_uneven_rollout_counts_use_each_prompts_own_count(variant):
-    prompts = [Prompt([1, 0, 1, 1, 0], "A", "M,A1"), Prompt([0, 1], "A", "M,A1"), Prompt([1, 0, 0], "A", "UNK"),
-               Prompt([1, 1, 0, 0, 1, 0], "A", "UNK")]
+    prompts = [
+        Prompt([1, 0, 1, 1, 0], "A", "M,A1"),
+        Prompt([0, 1], "A", "M,A1"),
+        Prompt([1, 0, 0], "A", "UNK"),
+        Prompt([1, 1, 0, 0, 1, 0], "A", "UNK"),
+    ]
     batch = make_batch(prompts, shuffle_seed=0)
     advantages, _ = fair_grpo(**batch.kwargs({"fair_grpo": {"variant": variant}}))
     scalars = row_scalars(advantages, batch.response_mask)
@@ -77,19 +82,22 @@ def test_missing_index_is_a_clear_error():
         fair_grpo(batch.token_level_rewards, batch.response_mask, index=None, config={})
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"variant": "fast"}, r"variant='fast'.*'paper', 'official'"),
-    ({"weighting": "dro"}, r"weighting='dro'.*'group_dro'"),
-    ({"wieghting": "none"}, r"unknown key\(s\) \['wieghting'\]"),
-    ({"history": {"window": 0}}, r"history=\{'window': 0\}"),
-    ({"history": "forever"}, r"history='forever'"),
-    ({"variant": "official", "history": {"ema": 0.9}}, r"'all' with variant=official"),
-    ({"max_weight_ratio": 0.5}, r"max_weight_ratio=0.5.*>= 1"),
-    ({"cluster": {"k_max": 0}}, r"cluster.k_max=0"),
-    ({"cluster": {"kmax": 3}}, r"cluster has unknown key"),
-    ({"age_bins": [50, 25]}, r"age_bins=\[50, 25\].*increasing"),
-    ({"epsilon": -1}, r"epsilon=-1.*> 0"),
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"variant": "fast"}, r"variant='fast'.*'paper', 'official'"),
+        ({"weighting": "dro"}, r"weighting='dro'.*'group_dro'"),
+        ({"wieghting": "none"}, r"unknown key\(s\) \['wieghting'\]"),
+        ({"history": {"window": 0}}, r"history=\{'window': 0\}"),
+        ({"history": "forever"}, r"history='forever'"),
+        ({"variant": "official", "history": {"ema": 0.9}}, r"'all' with variant=official"),
+        ({"max_weight_ratio": 0.5}, r"max_weight_ratio=0.5.*>= 1"),
+        ({"cluster": {"k_max": 0}}, r"cluster.k_max=0"),
+        ({"cluster": {"kmax": 3}}, r"cluster has unknown key"),
+        ({"age_bins": [50, 25]}, r"age_bins=\[50, 25\].*increasing"),
+        ({"epsilon": -1}, r"epsilon=-1.*> 0"),
+    ],
+)
 def test_bad_settings_name_the_key_the_value_and_the_choices(section, message):
     batch = make_batch(PROMPTS)
     with pytest.raises(FairGRPOConfigError, match=message):
@@ -99,8 +107,12 @@ def test_bad_settings_name_the_key_the_value_and_the_choices(section, message):
 def test_settings_from_a_hydra_dictconfig():
     from omegaconf import OmegaConf
 
-    config = OmegaConf.create({"norm_adv_by_std_in_grpo": False,
-                               "fair_grpo": {"variant": "paper", "history": {"window": 4}, "cluster": {"k_max": 2}}})
+    config = OmegaConf.create(
+        {
+            "norm_adv_by_std_in_grpo": False,
+            "fair_grpo": {"variant": "paper", "history": {"window": 4}, "cluster": {"k_max": 2}},
+        }
+    )
     batch = make_batch(PROMPTS)
     fair_grpo(**batch.kwargs(config))
     cfg = context.get_state().config

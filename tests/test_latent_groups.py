@@ -7,12 +7,15 @@ from verl_fair.config import ClusterConfig
 from verl_fair.groups.latent import LatentGroups, OfficialLatentGroups, quantile_vector, select_k_elbow
 
 
-@pytest.mark.parametrize(("inertias", "k"), [
-    ([5.0], 1),
-    ([5.0, 1.0], 2),
-    ([10.0, 2.0, 1.5], 2),  # the second drop (0.5) is below 10 % of the first (8)
-    ([10.0, 6.0, 3.0], 3),
-])
+@pytest.mark.parametrize(
+    ("inertias", "k"),
+    [
+        ([5.0], 1),
+        ([5.0, 1.0], 2),
+        ([10.0, 2.0, 1.5], 2),  # the second drop (0.5) is below 10 % of the first (8)
+        ([10.0, 6.0, 3.0], 3),
+    ],
+)
 def test_elbow_rule(inertias, k):
     assert select_k_elbow(inertias, tol=0.10) == k
 
@@ -45,7 +48,9 @@ def test_cluster_ids_are_stable_across_steps():
     mapping = None
     for step in range(5):
         vectors, levels = _vectors(rng, 120)
-        found = latent.assign("A", vectors, [f"{step}-{i}" for i in range(120)], unk_visits=120 * (step + 1), step=step + 1)
+        found = latent.assign(
+            "A", vectors, [f"{step}-{i}" for i in range(120)], unk_visits=120 * (step + 1), step=step + 1
+        )
         majority = {lvl: np.bincount(found.cluster_ids[levels == lvl]).argmax() for lvl in (0.95, 0.5, 0.05)}
         mapping = mapping or majority
         assert majority == mapping
@@ -57,7 +62,9 @@ def test_memory_is_bounded_and_sizes_scale_to_the_window():
         latent = LatentGroups(ClusterConfig(memory=50, memory_mode=mode))
         for step in range(6):
             vectors, _ = _vectors(rng, 40)
-            found = latent.assign("A", vectors, [f"{step}-{i}" for i in range(40)], unk_visits=40 * (step + 1), step=step + 1)
+            found = latent.assign(
+                "A", vectors, [f"{step}-{i}" for i in range(40)], unk_visits=40 * (step + 1), step=step + 1
+            )
             assert len(latent.domains_["A"].vectors) <= 50
         # every visit in the window is represented: cluster sizes add up to the UNK visits
         fitted = 50 + 40
@@ -73,7 +80,9 @@ def test_same_seed_same_groups():
         out = []
         for step in range(4):
             vectors, _ = _vectors(rng, 50)
-            out.append(latent.assign("A", vectors, [str(i) for i in range(50)], unk_visits=50, step=step + 1).cluster_ids)
+            out.append(
+                latent.assign("A", vectors, [str(i) for i in range(50)], unk_visits=50, step=step + 1).cluster_ids
+            )
         results.append(np.concatenate(out))
     np.testing.assert_array_equal(results[0], results[1])
 
@@ -95,7 +104,9 @@ def test_official_latent_keeps_the_whole_history():
     latent = OfficialLatentGroups(ClusterConfig(features="raw", memory=None))
     for step in range(3):
         vectors, _ = _vectors(rng, 20)
-        found = latent.assign("A", vectors, [f"{step}-{i}" for i in range(20)], unk_visits=20 * (step + 1), step=step + 1)
+        found = latent.assign(
+            "A", vectors, [f"{step}-{i}" for i in range(20)], unk_visits=20 * (step + 1), step=step + 1
+        )
     assert len(latent.vectors_["A"]) == 60
     assert found.sizes.max() <= 60
 

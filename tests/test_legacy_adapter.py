@@ -26,14 +26,22 @@ def adapter():
 def _data(batch):
     return DataProto.from_dict(
         tensors={"token_level_rewards": batch.token_level_rewards, "response_mask": batch.response_mask},
-        non_tensors=batch.non_tensor_batch)
+        non_tensors=batch.non_tensor_batch,
+    )
 
 
 def _call(batch, estimator):
     config = OmegaConf.create({"norm_adv_by_std_in_grpo": True, "fair_grpo": {}})
     # as RayPPOTrainer.fit calls it, through the module global
-    return ray_trainer.compute_advantage(_data(batch), adv_estimator=estimator, gamma=1.0, lam=1.0,
-                                         num_repeat=4, norm_adv_by_std_in_grpo=True, config=config)
+    return ray_trainer.compute_advantage(
+        _data(batch),
+        adv_estimator=estimator,
+        gamma=1.0,
+        lam=1.0,
+        num_repeat=4,
+        norm_adv_by_std_in_grpo=True,
+        config=config,
+    )
 
 
 def test_fair_grpo_receives_the_legacy_batch_metadata(adapter):
@@ -58,9 +66,12 @@ def test_enable_is_idempotent_and_disable_restores_verl(adapter):
 
 @pytest.mark.parametrize(("env", "expected"), [("1", "True"), ("", "False")])
 def test_installed_by_configuration_never_by_import_alone(env, expected):
-    code = ("import verl, verl_fair.integration.legacy; from verl.trainer.ppo import ray_trainer; "
-            "print(hasattr(ray_trainer.compute_advantage, '__wrapped_original__'))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, legacy.ENV: env})
+    code = (
+        "import verl, verl_fair.integration.legacy; from verl.trainer.ppo import ray_trainer; "
+        "print(hasattr(ray_trainer.compute_advantage, '__wrapped_original__'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, legacy.ENV: env}
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == expected

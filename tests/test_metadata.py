@@ -63,23 +63,26 @@ def test_custom_data_source_key():
     assert [d for d, _ in _groups_seen()] == ["A", "B", "B"]
 
 
-@pytest.mark.parametrize(("extra_info", "key"), [
-    ({"sex": "Male", "age": 68}, "M,A3"),
-    ({"demographics": {"sex": "female", "age": "25"}}, "F,A1"),
-    ({"sex": "F", "age": 76.5}, "F,A4"),
-    ({"sex": "M", "age": "nan"}, "M,UNK"),
-    ({"sex": "unknown", "age": None}, UNK),
-    ({"sex": "", "age": "not recorded"}, UNK),
-    ({}, UNK),
-    (None, UNK),
-    ("sex: Male", UNK),
-    ({"demo": "sex: Male, age: 68"}, "M,A3"),
-    ({"demo": "age: 80, sex: female"}, "F,A4"),
-    ({"demo": "garbled"}, UNK),
-    ({"fair_group": "site-3", "sex": "M"}, "site-3"),
-    ({"fair_group": "  ", "sex": "M", "age": 30}, "M,A2"),
-    ({"fair_group": float("nan"), "sex": "F", "age": 51}, "F,A3"),
-])
+@pytest.mark.parametrize(
+    ("extra_info", "key"),
+    [
+        ({"sex": "Male", "age": 68}, "M,A3"),
+        ({"demographics": {"sex": "female", "age": "25"}}, "F,A1"),
+        ({"sex": "F", "age": 76.5}, "F,A4"),
+        ({"sex": "M", "age": "nan"}, "M,UNK"),
+        ({"sex": "unknown", "age": None}, UNK),
+        ({"sex": "", "age": "not recorded"}, UNK),
+        ({}, UNK),
+        (None, UNK),
+        ("sex: Male", UNK),
+        ({"demo": "sex: Male, age: 68"}, "M,A3"),
+        ({"demo": "age: 80, sex: female"}, "F,A4"),
+        ({"demo": "garbled"}, UNK),
+        ({"fair_group": "site-3", "sex": "M"}, "site-3"),
+        ({"fair_group": "  ", "sex": "M", "age": 30}, "M,A2"),
+        ({"fair_group": float("nan"), "sex": "F", "age": 51}, "F,A3"),
+    ],
+)
 def test_group_keys(extra_info, key):
     assert group_key(extra_info) == key
 
@@ -109,8 +112,12 @@ def test_unknown_values_are_counted_by_attribute_and_reason():
     labeler = GroupLabeler(("sex", "age"), (25, 50, 75))
     keys = labeler.assign([{"sex": "F", "age": "old"}, {"demographics": {"sex": None}}, {"fair_group": "x"}, None])
     assert keys == ["F,UNK", UNK, "x", UNK]
-    assert labeler.unknown_ == {("age", "unparseable"): 1, ("sex", "empty"): 1, ("age", "absent"): 2,
-                                ("sex", "absent"): 1}
+    assert labeler.unknown_ == {
+        ("age", "unparseable"): 1,
+        ("sex", "empty"): 1,
+        ("age", "absent"): 2,
+        ("sex", "absent"): 1,
+    }
 
 
 def test_a_misspelt_attribute_is_reported_once(caplog):

@@ -11,8 +11,12 @@ from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as
 OFFICIAL = {"fair_grpo": {"variant": "official"}}
 PAPER_NO_GUARDS = {"fair_grpo": {"reward_floor": None, "max_weight_ratio": None, "min_group_size": None}}
 
-WORKED = [Prompt([1, 0, 1, 1, 0], "A", "M,A3"), Prompt([1, 1, 1, 0, 1], "A", "M,A3"),
-          Prompt([0, 0, 1, 0, 0], "A", "F,A4"), Prompt([1, 0, 0, 0, 0], "B", "F,A2")]
+WORKED = [
+    Prompt([1, 0, 1, 1, 0], "A", "M,A3"),
+    Prompt([1, 1, 1, 0, 1], "A", "M,A3"),
+    Prompt([0, 0, 1, 0, 0], "A", "F,A4"),
+    Prompt([1, 0, 0, 0, 0], "B", "F,A2"),
+]
 WORKED_ADVANTAGES = [
     [0.06792, -0.10188, 0.06792, 0.06792, -0.10188],
     [0.04159, 0.04159, 0.04159, -0.16637, 0.04159],
@@ -68,8 +72,11 @@ def test_official_matches_loop_reference_bit_for_bit(graded, unk_share):
     reference = OfficialReference()
     for step in range(5):
         batch = _random_step(rng, step, n=5, graded=graded, unk_share=unk_share)
-        expected = reference.step(batch.token_level_rewards, batch.index,
-                                  batch.non_tensor_batch["data_source"],
-                                  [e.get("fair_group", "UNK") for e in batch.non_tensor_batch["extra_info"]])
+        expected = reference.step(
+            batch.token_level_rewards,
+            batch.index,
+            batch.non_tensor_batch["data_source"],
+            [e.get("fair_group", "UNK") for e in batch.non_tensor_batch["extra_info"]],
+        )
         advantages, _ = fair_grpo(**batch.kwargs(OFFICIAL))
         torch.testing.assert_close(advantages, expected.unsqueeze(-1) * batch.response_mask, rtol=0, atol=0)

@@ -1,7 +1,8 @@
 """pyproject lists every package (the list is explicit because reward_fns/ is mapped into verl_fair)."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).parents[1]
 

@@ -23,11 +23,22 @@ def authors_jsonl(tmp_path):
     _image(tmp_path / "chest_xray/chexpert/a.png")
     _image(tmp_path / "derm/ham/b.png")
     rows = [
-        {"problem": "<image>Which findings? Options: Edema, Mass", "answer": "Edema, Mass",
-         "images": ["chest_xray/chexpert/a.png"], "data_source": "chest_xray", "dataset": "chexpert",
-         "demo": "sex: Male, age: 68"},
-        {"problem": "What lesion is this?", "answer": "melanoma", "images": ["derm/ham/b.png"],
-         "data_source": "derm", "dataset": "ham10000", "demo": "age: nan, sex: unknown"},
+        {
+            "problem": "<image>Which findings? Options: Edema, Mass",
+            "answer": "Edema, Mass",
+            "images": ["chest_xray/chexpert/a.png"],
+            "data_source": "chest_xray",
+            "dataset": "chexpert",
+            "demo": "sex: Male, age: 68",
+        },
+        {
+            "problem": "What lesion is this?",
+            "answer": "melanoma",
+            "images": ["derm/ham/b.png"],
+            "data_source": "derm",
+            "dataset": "ham10000",
+            "demo": "age: nan, sex: unknown",
+        },
         {"problem": "Missing image", "answer": "x", "images": ["nope.png"], "dataset": "chexpert"},
         {"problem": "No label", "answer": "", "images": [], "dataset": "chexpert"},
         {"problem": "No demo at all", "answer": "Mass", "images": [], "dataset": "chexpert"},
@@ -94,13 +105,27 @@ def test_split_is_deterministic_and_about_the_fraction(tmp_path):
 def test_ham10000_like_table_with_label_map(tmp_path):
     for name in ("ISIC_1", "ISIC_2", "ISIC_3"):
         _image(tmp_path / "images" / f"{name}.jpg")
-    pd.DataFrame({"image_id": ["ISIC_1", "ISIC_2", "ISIC_3"], "dx": ["mel", "nv", "bkl"],
-                  "age": ["45.0", "", "80"], "sex": ["male", "female", "unknown"],
-                  "localization": ["back", "face", "trunk"]}).to_csv(tmp_path / "meta.csv", index=False)
-    spec = data.TableSpec(data_source="ham10000", label_column="dx", label_map={"mel": "melanoma", "nv": "nevus"},
-                          image_column="image_id", image_roots=[tmp_path / "images"], image_suffix=".jpg",
-                          sex_column="sex", age_column="age", attribute_columns={"site": "localization"},
-                          question="What lesion is on the {localization}?")
+    pd.DataFrame(
+        {
+            "image_id": ["ISIC_1", "ISIC_2", "ISIC_3"],
+            "dx": ["mel", "nv", "bkl"],
+            "age": ["45.0", "", "80"],
+            "sex": ["male", "female", "unknown"],
+            "localization": ["back", "face", "trunk"],
+        }
+    ).to_csv(tmp_path / "meta.csv", index=False)
+    spec = data.TableSpec(
+        data_source="ham10000",
+        label_column="dx",
+        label_map={"mel": "melanoma", "nv": "nevus"},
+        image_column="image_id",
+        image_roots=[tmp_path / "images"],
+        image_suffix=".jpg",
+        sex_column="sex",
+        age_column="age",
+        attribute_columns={"site": "localization"},
+        question="What lesion is on the {localization}?",
+    )
     report = data.Report()
     _run(data.read_table(tmp_path / "meta.csv", spec), tmp_path, report=report, val_fraction=0.0)
     rows = _all_rows(tmp_path / "out")
@@ -114,11 +139,23 @@ def test_ham10000_like_table_with_label_map(tmp_path):
 def test_chexpert_like_one_hot_table_and_dicom_ages(tmp_path):
     _image(tmp_path / "p1.jpg")
     _image(tmp_path / "p2.jpg")
-    pd.DataFrame({"Path": ["p1.jpg", "p2.jpg"], "Sex": ["Female", "Male"], "Age": ["058Y", "077Y"],
-                  "Edema": ["1.0", "-1.0"], "Pleural Effusion": ["1.0", ""], "No Finding": ["", "1.0"]}
-                 ).to_csv(tmp_path / "train.csv", index=False)
-    spec = data.TableSpec(data_source="chexpert", label_columns=["Edema", "Pleural Effusion", "No Finding"],
-                          image_column="Path", sex_column="Sex", age_column="Age")
+    pd.DataFrame(
+        {
+            "Path": ["p1.jpg", "p2.jpg"],
+            "Sex": ["Female", "Male"],
+            "Age": ["058Y", "077Y"],
+            "Edema": ["1.0", "-1.0"],
+            "Pleural Effusion": ["1.0", ""],
+            "No Finding": ["", "1.0"],
+        }
+    ).to_csv(tmp_path / "train.csv", index=False)
+    spec = data.TableSpec(
+        data_source="chexpert",
+        label_columns=["Edema", "Pleural Effusion", "No Finding"],
+        image_column="Path",
+        sex_column="Sex",
+        age_column="Age",
+    )
     report = data.Report()
     _run(data.read_table(tmp_path / "train.csv", spec), tmp_path, report=report, val_fraction=0.0)
     rows = _all_rows(tmp_path / "out")
@@ -134,9 +171,23 @@ def test_table_spec_errors_name_the_columns(tmp_path):
 
 
 def test_cli_prints_a_summary_and_flags_small_groups(authors_jsonl, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "verl_fair.cli", "prepare", "jsonl", str(authors_jsonl),
-                             "--output", str(tmp_path / "cli"), "--min-group-size", "2"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verl_fair.cli",
+            "prepare",
+            "jsonl",
+            str(authors_jsonl),
+            "--output",
+            str(tmp_path / "cli"),
+            "--min-group-size",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "skipped rows: 3" in result.stdout and "<-- below 2" in result.stdout
     summary = json.loads((tmp_path / "cli" / "summary.json").read_text())
@@ -155,10 +206,16 @@ def test_round_trip_through_verls_dataset_to_the_reward(tmp_path):
 
     from verl_fair.reward_fns.clinical_diagnosis import compute_score
 
-    pd.DataFrame({"bmi": ["31.2"], "bp": ["88"], "outcome": ["progression"], "sex": ["F"], "age": ["30"]}
-                 ).to_csv(tmp_path / "cohort.csv", index=False)
-    spec = data.TableSpec(data_source="diabetes", label_column="outcome", sex_column="sex", age_column="age",
-                          question="BMI {bmi}, blood pressure {bp}. Will the disease progress?")
+    pd.DataFrame({"bmi": ["31.2"], "bp": ["88"], "outcome": ["progression"], "sex": ["F"], "age": ["30"]}).to_csv(
+        tmp_path / "cohort.csv", index=False
+    )
+    spec = data.TableSpec(
+        data_source="diabetes",
+        label_column="outcome",
+        sex_column="sex",
+        age_column="age",
+        question="BMI {bmi}, blood pressure {bp}. Will the disease progress?",
+    )
     report = data.Report()
     _run(data.read_table(tmp_path / "cohort.csv", spec), tmp_path, report=report, val_fraction=0.0)
     written = pd.read_parquet(tmp_path / "out" / "train.parquet")
@@ -169,8 +226,9 @@ def test_round_trip_through_verls_dataset_to_the_reward(tmp_path):
     assert batch["raw_prompt"][0][0]["content"].startswith("BMI 31.2, blood pressure 88.")
     extra_info = batch["extra_info"][0]
     assert extra_info == written["extra_info"][0] | {"demographics": {"sex": "F", "age": 30.0}}
-    result = compute_score(batch["data_source"][0], "\\boxed{Progression}", batch["reward_model"][0]["ground_truth"],
-                           extra_info)
+    result = compute_score(
+        batch["data_source"][0], "\\boxed{Progression}", batch["reward_model"][0]["ground_truth"], extra_info
+    )
     assert result["acc"] == 1.0 and result["acc_grp_sex_F"] == 1.0 and result["group"] == "F,A2"
 
 
@@ -178,19 +236,33 @@ def test_join_brings_patient_demographics_to_each_slice(tmp_path):
     for slice_number in (1, 2):
         _image(tmp_path / "049" / f"{slice_number}.jpg")
     _image(tmp_path / "050" / "1.jpg")
-    pd.DataFrame({"PatientNumber": ["49", "49", "50"], "SliceNumber": ["1", "2", "1"],
-                  "Epidural": ["1", "0", "0"], "Subdural": ["0", "1", "0"], "No_Hemorrhage": ["0", "0", "1"],
-                  "image": ["049/1.jpg", "049/2.jpg", "050/1.jpg"]}).to_csv(tmp_path / "slices.csv", index=False)
-    pd.DataFrame({"Patient Number": ["49"], "Age": ["35"], "Gender": ["Male"]}).to_csv(tmp_path / "demo.csv",
-                                                                                   index=False)
-    spec = data.TableSpec(data_source="hemorrhage", label_columns=["Epidural", "Subdural", "No_Hemorrhage"],
-                          image_column="image", sex_column="Gender", age_column="Age",
-                          joins=[(tmp_path / "demo.csv", "PatientNumber", "Patient Number")])
+    pd.DataFrame(
+        {
+            "PatientNumber": ["49", "49", "50"],
+            "SliceNumber": ["1", "2", "1"],
+            "Epidural": ["1", "0", "0"],
+            "Subdural": ["0", "1", "0"],
+            "No_Hemorrhage": ["0", "0", "1"],
+            "image": ["049/1.jpg", "049/2.jpg", "050/1.jpg"],
+        }
+    ).to_csv(tmp_path / "slices.csv", index=False)
+    pd.DataFrame({"Patient Number": ["49"], "Age": ["35"], "Gender": ["Male"]}).to_csv(
+        tmp_path / "demo.csv", index=False
+    )
+    spec = data.TableSpec(
+        data_source="hemorrhage",
+        label_columns=["Epidural", "Subdural", "No_Hemorrhage"],
+        image_column="image",
+        sex_column="Gender",
+        age_column="Age",
+        joins=[(tmp_path / "demo.csv", "PatientNumber", "Patient Number")],
+    )
     report = data.Report()
     _run(data.read_table(tmp_path / "slices.csv", spec), tmp_path, report=report, val_fraction=0.0)
     rows = _all_rows(tmp_path / "out")
     assert [e["demographics"] for e in rows["extra_info"]] == [{"sex": "M", "age": 35.0}] * 2 + [
-        {"sex": None, "age": None}]
+        {"sex": None, "age": None}
+    ]
     assert report.groups[("hemorrhage", "M,A2")] == 2 and report.groups[("hemorrhage", "UNK")] == 1
 
 
@@ -204,9 +276,15 @@ def test_balanced_training_file_oversamples_small_groups(tmp_path):
     data.prepare(examples, tmp_path / "out", report=report, val_fraction=0.0, balance=True)
     rows = pd.read_parquet(tmp_path / "out" / "train_balanced.parquet")
     sexes = rows["extra_info"].map(lambda e: e["demographics"]["sex"]).value_counts(dropna=False)
-    assert sexes["M"] == 20 and sexes["F"] == 20 and rows["extra_info"].map(
-        lambda e: e["demographics"]["sex"] is None).sum() == 1
+    assert (
+        sexes["M"] == 20
+        and sexes["F"] == 20
+        and rows["extra_info"].map(lambda e: e["demographics"]["sex"] is None).sum() == 1
+    )
     assert report.written["train_balanced"] == 41
     again = data.Report()
     data.prepare(examples, tmp_path / "again", report=again, val_fraction=0.0, balance=True)
-    assert pd.read_parquet(tmp_path / "again" / "train_balanced.parquet")["extra_info"].tolist() == rows["extra_info"].tolist()
+    assert (
+        pd.read_parquet(tmp_path / "again" / "train_balanced.parquet")["extra_info"].tolist()
+        == rows["extra_info"].tolist()
+    )

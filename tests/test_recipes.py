@@ -12,16 +12,26 @@ RECIPES = Path(__file__).parents[1] / "recipes" / "fair_grpo"
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 # keys verl 0.9.1 accepts and then ignores: main_ppo never migrates the legacy reward block (PR #7331)
 IGNORED_PREFIXES = ("custom_reward_function.", "+custom_reward_function.")
-CASES = [("run_qwen2_5_vl_7b.sh", m, 1e-6, 5) for m in
-         ("fair_grpo", "fair_grpo_label_free", "group_dro", "grpo", "grpo_resampling", "rloo", "reinforce_pp")]
-CASES += [("run_medgemma_4b.sh", "fair_grpo", 5e-7, 10), ("run_medgemma_4b.sh", "grpo", 5e-7, 10),
-          ("run_smoke_1gpu.sh", "fair_grpo", 1e-6, 4)]
+CASES = [
+    ("run_qwen2_5_vl_7b.sh", m, 1e-6, 5)
+    for m in ("fair_grpo", "fair_grpo_label_free", "group_dro", "grpo", "grpo_resampling", "rloo", "reinforce_pp")
+]
+CASES += [
+    ("run_medgemma_4b.sh", "fair_grpo", 5e-7, 10),
+    ("run_medgemma_4b.sh", "grpo", 5e-7, 10),
+    ("run_smoke_1gpu.sh", "fair_grpo", 1e-6, 4),
+]
 ESTIMATOR = {"grpo": "grpo", "grpo_resampling": "grpo", "rloo": "rloo", "reinforce_pp": "reinforce_plus_plus"}
 
 
 def _run(script, method, dry_run):
-    return subprocess.run(["bash", str(RECIPES / script), method], capture_output=True, text=True, timeout=300,
-                          env={**ENV, "DRY_RUN": dry_run})
+    return subprocess.run(
+        ["bash", str(RECIPES / script), method],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**ENV, "DRY_RUN": dry_run},
+    )
 
 
 @pytest.mark.parametrize(("script", "method", "lr", "rollouts"), CASES)
@@ -42,7 +52,9 @@ def test_recipe_composes_with_matched_hyperparameters(script, method, lr, rollou
     assert job["actor_rollout_ref"]["actor"]["use_kl_loss"] is False
     assert job["custom_reward_function"]["path"] is None  # the ignored legacy block stays unset
     if script != "run_smoke_1gpu.sh":
-        assert job["data"]["train_batch_size"] == 512 and job["actor_rollout_ref"]["actor"]["ppo_mini_batch_size"] == 128
+        assert (
+            job["data"]["train_batch_size"] == 512 and job["actor_rollout_ref"]["actor"]["ppo_mini_batch_size"] == 128
+        )
     if method == "grpo_resampling":
         assert all(f.endswith("train_balanced.parquet") for f in job["data"]["train_files"])
     if method == "fair_grpo_label_free":

@@ -14,8 +14,9 @@ EXAMPLE = Path(__file__).parents[1] / "docs" / "example-report"
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "verl_fair.cli", "report", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "verl_fair.cli", "report", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_report_from_verl_validation_dumps(tmp_path):
@@ -23,8 +24,15 @@ def test_report_from_verl_validation_dumps(tmp_path):
     result = _cli(dumps, "--output", tmp_path / "out", "--bootstrap", "50")
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    for key in ("predictive_parity_difference", "equal_opportunity_difference", "equalized_odds_difference",
-                "demographic_parity_difference", "PP", "EOD", "F1_ES"):
+    for key in (
+        "predictive_parity_difference",
+        "equal_opportunity_difference",
+        "equalized_odds_difference",
+        "demographic_parity_difference",
+        "PP",
+        "EOD",
+        "F1_ES",
+    ):
         assert key in report["gaps"]
     assert set(report["by_group"]) == {"sex", "age"} and set(report["by_group"]["age"]) == {"A1", "A2", "A3", "A4"}
     assert report["by_group"]["age"]["A4"]["accuracy"] < report["by_group"]["age"]["A2"]["accuracy"]
@@ -38,11 +46,23 @@ def test_report_from_verl_validation_dumps(tmp_path):
 
 
 def test_report_from_a_table_with_named_columns(tmp_path):
-    rows = pd.DataFrame({"label": ["a", "b", "a", "b"] * 10, "prediction": ["a", "b", "b", "b"] * 10,
-                         "race": ["x", "x", "y", "y"] * 10})
+    rows = pd.DataFrame(
+        {"label": ["a", "b", "a", "b"] * 10, "prediction": ["a", "b", "b", "b"] * 10, "race": ["x", "x", "y", "y"] * 10}
+    )
     rows.to_csv(tmp_path / "p.csv", index=False)
-    result = _cli(tmp_path / "p.csv", "--output", tmp_path / "out", "--label-column", "label",
-                  "--prediction-column", "prediction", "--group-column", "race=race", "--min-group-size", "5")
+    result = _cli(
+        tmp_path / "p.csv",
+        "--output",
+        tmp_path / "out",
+        "--label-column",
+        "label",
+        "--prediction-column",
+        "prediction",
+        "--group-column",
+        "race=race",
+        "--min-group-size",
+        "5",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["by_group"]["race"]["x"]["accuracy"] == 1.0 and report["by_group"]["race"]["y"]["tpr"] == 0.5
@@ -50,8 +70,13 @@ def test_report_from_a_table_with_named_columns(tmp_path):
 
 def test_labels_are_normalised_like_the_reward(tmp_path):
     """The reward writes pred "no finding" for an answer "normal": gold "Normal" must count as a hit."""
-    rows = pd.DataFrame({"gts": ["Normal", "Edema", "nv", "Edema"] * 5, "pred": ["no finding", "edema", "nevus", "x"] * 5,
-                         "group_sex": ["F", "F", "M", "M"] * 5})
+    rows = pd.DataFrame(
+        {
+            "gts": ["Normal", "Edema", "nv", "Edema"] * 5,
+            "pred": ["no finding", "edema", "nevus", "x"] * 5,
+            "group_sex": ["F", "F", "M", "M"] * 5,
+        }
+    )
     rows.to_csv(tmp_path / "p.csv", index=False)
     result = _cli(tmp_path / "p.csv", "--output", tmp_path / "out", "--min-group-size", "1", "--synonym", "nv=nevus")
     assert result.returncode == 0, result.stderr

@@ -1,6 +1,5 @@
 """The clinical-diagnosis reward: parsing, scoring, fixed keys, robustness, and verl's reward loop."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -9,43 +8,62 @@ from hypothesis import strategies as st
 
 from verl_fair.reward_fns.clinical_diagnosis import compute_score, extract_answer, set_f1, split_labels
 
-KEYS = {"score", "acc", "pred", "format_ok", "group", "domain", "group_sex", "group_age", "acc_grp_sex_F",
-        "acc_grp_sex_M",
-        "acc_grp_age_A1", "acc_grp_age_A2", "acc_grp_age_A3", "acc_grp_age_A4"}
+KEYS = {
+    "score",
+    "acc",
+    "pred",
+    "format_ok",
+    "group",
+    "domain",
+    "group_sex",
+    "group_age",
+    "acc_grp_sex_F",
+    "acc_grp_sex_M",
+    "acc_grp_age_A1",
+    "acc_grp_age_A2",
+    "acc_grp_age_A3",
+    "acc_grp_age_A4",
+}
 
 
-@pytest.mark.parametrize(("response", "answer", "tagged"), [
-    ("so \\boxed{Pneumonia}", "Pneumonia", True),
-    ("\\boxed{\\text{Pleural {Effusion}}}", "\\text{Pleural {Effusion}}", True),
-    ("first \\boxed{A} then \\boxed{B}", "B", True),
-    ("<answer>Edema</answer>", "Edema", True),
-    ("<ANSWER> edema </ANSWER> and later \\boxed{Mass}", "Mass", True),
-    ("\\boxed{Mass} but finally <answer>Nodule</answer>", "Nodule", True),
-    ("<answer>\\boxed{Nodule}</answer>", "Nodule", True),
-    ("<answer>cut off mid", "cut off mid", True),
-    ("\\boxed{unbalanced", "\\boxed{unbalanced", False),
-    ("I think.\nFinal answer: Melanoma\nThanks", "Melanoma", False),
-    ("line one\n\nlast line  ", "last line  ", False),
-    ("", "", False),
-])
+@pytest.mark.parametrize(
+    ("response", "answer", "tagged"),
+    [
+        ("so \\boxed{Pneumonia}", "Pneumonia", True),
+        ("\\boxed{\\text{Pleural {Effusion}}}", "\\text{Pleural {Effusion}}", True),
+        ("first \\boxed{A} then \\boxed{B}", "B", True),
+        ("<answer>Edema</answer>", "Edema", True),
+        ("<ANSWER> edema </ANSWER> and later \\boxed{Mass}", "Mass", True),
+        ("\\boxed{Mass} but finally <answer>Nodule</answer>", "Nodule", True),
+        ("<answer>\\boxed{Nodule}</answer>", "Nodule", True),
+        ("<answer>cut off mid", "cut off mid", True),
+        ("\\boxed{unbalanced", "\\boxed{unbalanced", False),
+        ("I think.\nFinal answer: Melanoma\nThanks", "Melanoma", False),
+        ("line one\n\nlast line  ", "last line  ", False),
+        ("", "", False),
+    ],
+)
 def test_answer_extraction(response, answer, tagged):
     got, found, _ = extract_answer(response)
     assert (got, found) == (answer, tagged)
 
 
-@pytest.mark.parametrize(("response", "truth", "acc"), [
-    ("\\boxed{Pneumonia}", "pneumonia", 1.0),
-    ("\\boxed{  PNEUMONIA. }", "Pneumonia", 1.0),
-    ("\\boxed{Normal}", "No Finding", 1.0),
-    ("\\boxed{Edema and Pleural Effusion}", "Pleural Effusion, Edema", 1.0),
-    ("\\boxed{Edema, Mass}", "Edema; Pneumonia", 0.5),
-    ("\\boxed{Edema}", ["Edema", "Mass"], 2 / 3),
-    ("\\boxed{Edema}", np.array(["Edema"], dtype=object), 1.0),
-    ("\\boxed{Edema}", "Mass", 0.0),
-    ("\\boxed{}", "Mass", 0.0),
-    ("\\boxed{Edema}", None, 0.0),
-    ("\\boxed{Ｅｄｅｍａ}", "edema", 1.0),
-])
+@pytest.mark.parametrize(
+    ("response", "truth", "acc"),
+    [
+        ("\\boxed{Pneumonia}", "pneumonia", 1.0),
+        ("\\boxed{  PNEUMONIA. }", "Pneumonia", 1.0),
+        ("\\boxed{Normal}", "No Finding", 1.0),
+        ("\\boxed{Edema and Pleural Effusion}", "Pleural Effusion, Edema", 1.0),
+        ("\\boxed{Edema, Mass}", "Edema; Pneumonia", 0.5),
+        ("\\boxed{Edema}", ["Edema", "Mass"], 2 / 3),
+        ("\\boxed{Edema}", np.array(["Edema"], dtype=object), 1.0),
+        ("\\boxed{Edema}", "Mass", 0.0),
+        ("\\boxed{}", "Mass", 0.0),
+        ("\\boxed{Edema}", None, 0.0),
+        ("\\boxed{Ｅｄｅｍａ}", "edema", 1.0),
+    ],
+)
 def test_set_f1_scoring(response, truth, acc):
     assert compute_score("chexpert", response, truth)["acc"] == pytest.approx(acc)
 
@@ -60,8 +78,9 @@ def test_format_term_and_think_tags():
     assert plain["format_ok"] == 0.0 and plain["score"] == pytest.approx(0.5)
     boxed = compute_score("x", "\\boxed{Mass}", "Mass", format_weight=0.5, require_think=True)
     assert boxed["format_ok"] == 0.0
-    thought = compute_score("x", "<think>round opacity</think>\\boxed{Mass}", "Mass", format_weight=0.5,
-                            require_think=True)
+    thought = compute_score(
+        "x", "<think>round opacity</think>\\boxed{Mass}", "Mass", format_weight=0.5, require_think=True
+    )
     assert thought["format_ok"] == 1.0 and thought["score"] == 1.0
 
 
@@ -85,28 +104,39 @@ def test_settings_errors_name_the_setting():
     assert set(compute_score("x", "y", "z", reward_router_address=None, reward_model_tokenizer=None)) == KEYS
 
 
-anything = st.one_of(st.none(), st.text(), st.integers(), st.floats(), st.binary(), st.lists(st.text(max_size=20)),
-                     st.dictionaries(st.text(max_size=8), st.one_of(st.text(max_size=8), st.integers(), st.none())))
+anything = st.one_of(
+    st.none(),
+    st.text(),
+    st.integers(),
+    st.floats(),
+    st.binary(),
+    st.lists(st.text(max_size=20)),
+    st.dictionaries(st.text(max_size=8), st.one_of(st.text(max_size=8), st.integers(), st.none())),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(response=st.one_of(st.text(), st.text(alphabet="{}\\boxed<>/answer ,"), anything),
-       truth=anything, extra=anything)
+@given(
+    response=st.one_of(st.text(), st.text(alphabet="{}\\boxed<>/answer ,"), anything), truth=anything, extra=anything
+)
 def test_never_raises_and_always_returns_the_same_keys(response, truth, extra):
     result = compute_score("x", response, truth, extra)
     assert set(result) == KEYS
     assert 0.0 <= result["score"] <= 1.0 and isinstance(result["pred"], str)
 
 
-@pytest.mark.parametrize("response", [
-    "{" * 1_000_000,
-    "}" * 1_000_000,
-    "\\boxed{" * 150_000,
-    "<answer>" * 120_000,
-    "\\boxed{" + "x" * 1_000_000 + "}",
-    "and, " * 200_000,
-    "\u0301\u200b\U0001F600" * 300_000,
-])
+@pytest.mark.parametrize(
+    "response",
+    [
+        "{" * 1_000_000,
+        "}" * 1_000_000,
+        "\\boxed{" * 150_000,
+        "<answer>" * 120_000,
+        "\\boxed{" + "x" * 1_000_000 + "}",
+        "and, " * 200_000,
+        "\u0301\u200b\U0001f600" * 300_000,
+    ],
+)
 def test_adversarial_megabyte_inputs(response):
     assert set(compute_score("x", response, "x, y")) == KEYS
 
@@ -126,9 +156,13 @@ def _reward_config(path):
     from verl_fair.cli import configs_folder
 
     with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
-        return compose(config_name="fair_grpo_trainer",
-                       overrides=[f"reward.custom_reward_function.path={path}",
-                                  "reward.custom_reward_function.reward_kwargs.format_weight=0.2"])
+        return compose(
+            config_name="fair_grpo_trainer",
+            overrides=[
+                f"reward.custom_reward_function.path={path}",
+                "reward.custom_reward_function.reward_kwargs.format_weight=0.2",
+            ],
+        )
 
 
 @pytest.mark.parametrize("path", ["pkg://verl_fair.reward_fns.clinical_diagnosis", "reward_fns/clinical_diagnosis.py"])
@@ -144,11 +178,17 @@ def test_through_verls_reward_loop(path):
     prompt = torch.tensor([tokenizer.encode("Which conditions are present?")])
     extra_info = {"index": 3, "demographics": {"sex": "male", "age": 81}}
     data = DataProto.from_dict(
-        tensors={"prompts": prompt, "responses": response,
-                 "attention_mask": torch.ones(1, prompt.shape[1] + response.shape[1], dtype=torch.int64)},
-        non_tensors={"data_source": np.array(["chexpert"], dtype=object),
-                     "reward_model": np.array([{"ground_truth": "normal"}], dtype=object),
-                     "extra_info": np.array([extra_info], dtype=object)})
+        tensors={
+            "prompts": prompt,
+            "responses": response,
+            "attention_mask": torch.ones(1, prompt.shape[1] + response.shape[1], dtype=torch.int64),
+        },
+        non_tensors={
+            "data_source": np.array(["chexpert"], dtype=object),
+            "reward_model": np.array([{"ground_truth": "normal"}], dtype=object),
+            "extra_info": np.array([extra_info], dtype=object),
+        },
+    )
     result = manager.loop.run_until_complete(manager.run_single(data))  # the loop verl bound it to
     assert result["reward_score"] == pytest.approx(1.0)
     info = result["reward_extra_info"]

@@ -51,13 +51,17 @@ def test_all_history_accumulates_from_step_zero():
     assert tuple(_sums(("A", "g"))) == (3, 3, 6)
 
 
-@pytest.mark.parametrize("section", [
-    {"variant": "official"},
-    {"variant": "paper"},
-    {"variant": "paper", "history": {"window": 3}, "cluster": {"memory": 8, "memory_mode": "sliding"}},
-    {"variant": "paper", "history": {"ema": 0.9}, "cluster": {"memory": 8}},
-    {"weighting": "group_dro", "dro_step_size": 0.5},
-], ids=["official", "paper", "window-sliding", "ema-reservoir", "group_dro"])
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"variant": "official"},
+        {"variant": "paper"},
+        {"variant": "paper", "history": {"window": 3}, "cluster": {"memory": 8, "memory_mode": "sliding"}},
+        {"variant": "paper", "history": {"ema": 0.9}, "cluster": {"memory": 8}},
+        {"weighting": "group_dro", "dro_step_size": 0.5},
+    ],
+    ids=["official", "paper", "window-sliding", "ema-reservoir", "group_dro"],
+)
 def test_resumed_state_gives_the_same_advantages_as_an_uninterrupted_run(section):
     config = {"fair_grpo": section}
     batches = list(_steps(6))

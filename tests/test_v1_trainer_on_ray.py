@@ -13,9 +13,14 @@ from verl_fair.integration import context
 from verl_fair.integration.sampler import FairReplayBuffer, FairReplayBufferAsync
 
 FAIR = {"variant": "paper", "min_group_size": 1}
-PROMPTS = [Prompt([1, 0, 1, 1], "chexpert", "M,A3"), Prompt([1, 1, 1, 0], "chexpert", "F,A3"),
-           Prompt([0, 0, 1, 0], "chexpert", "F,A4"), Prompt([1, 0, 0, 0], "isic", "UNK"),
-           Prompt([1, 1, 0, 0], "isic", "M,A2"), Prompt([0, 0, 0, 0], "isic", "M,A2")]
+PROMPTS = [
+    Prompt([1, 0, 1, 1], "chexpert", "M,A3"),
+    Prompt([1, 1, 1, 0], "chexpert", "F,A3"),
+    Prompt([0, 0, 1, 0], "chexpert", "F,A4"),
+    Prompt([1, 0, 0, 0], "isic", "UNK"),
+    Prompt([1, 1, 0, 0], "isic", "M,A2"),
+    Prompt([0, 0, 0, 0], "isic", "M,A2"),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,20 +38,33 @@ def empty_partitions():
 
 
 def _sampler(cls=FairReplayBuffer, trainer_mode="sync"):
-    return cls(trainer_mode=trainer_mode, trainer_config=OmegaConf.create({}), max_off_policy_threshold=8,
-               max_off_policy_strategy="drop", sampler_kwargs=OmegaConf.create({"fair_grpo": FAIR}),
-               refill_fn=lambda count: None)
+    return cls(
+        trainer_mode=trainer_mode,
+        trainer_config=OmegaConf.create({}),
+        max_off_policy_threshold=8,
+        max_off_policy_strategy="drop",
+        sampler_kwargs=OmegaConf.create({"fair_grpo": FAIR}),
+        refill_fn=lambda count: None,
+    )
 
 
 def _bare_trainer():
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
     trainer = object.__new__(PPOTrainerSync)
-    trainer.config = OmegaConf.create({
-        "algorithm": {"adv_estimator": "fair_grpo", "gamma": 1.0, "lam": 1.0, "use_kl_in_reward": False,
-                      "norm_adv_by_std_in_grpo": True, "fair_grpo": FAIR},
-        "actor_rollout_ref": {"rollout": {"n": 4}},
-    })
+    trainer.config = OmegaConf.create(
+        {
+            "algorithm": {
+                "adv_estimator": "fair_grpo",
+                "gamma": 1.0,
+                "lam": 1.0,
+                "use_kl_in_reward": False,
+                "norm_adv_by_std_in_grpo": True,
+                "fair_grpo": FAIR,
+            },
+            "actor_rollout_ref": {"rollout": {"n": 4}},
+        }
+    )
     return trainer
 
 
@@ -83,14 +101,22 @@ def test_v1_advantage_step_uses_the_published_groups_padding_and_reordering():
 def _direct_advantages(keys):
     import transfer_queue as tq
 
-    data = tq.kv_batch_get(keys=keys, partition_id="train",
-                           select_fields=["uid", "rm_scores", "response_mask", "data_source", "extra_info"])
+    data = tq.kv_batch_get(
+        keys=keys,
+        partition_id="train",
+        select_fields=["uid", "rm_scores", "response_mask", "data_source", "extra_info"],
+    )
     padded = data.select("rm_scores", "response_mask").to_padded_tensor()
-    advantages, _ = fair_grpo(padded["rm_scores"], padded["response_mask"],
-                              index=np.array(list(data["uid"]), dtype=object),
-                              config={"fair_grpo": FAIR},
-                              non_tensor_batch={"data_source": np.array(list(data["data_source"]), dtype=object),
-                                                "extra_info": np.array(list(data["extra_info"]), dtype=object)})
+    advantages, _ = fair_grpo(
+        padded["rm_scores"],
+        padded["response_mask"],
+        index=np.array(list(data["uid"]), dtype=object),
+        config={"fair_grpo": FAIR},
+        non_tensor_batch={
+            "data_source": np.array(list(data["data_source"]), dtype=object),
+            "extra_info": np.array(list(data["extra_info"]), dtype=object),
+        },
+    )
     lengths = padded["response_mask"].sum(-1)
     return torch.stack([row[max(int(n), 1) - 1] for row, n in zip(advantages, lengths)])
 

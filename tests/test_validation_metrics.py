@@ -11,10 +11,21 @@ from verl_fair.reward_fns.clinical_diagnosis import compute_score
 
 
 def _samples():
-    cases = [("cxr", "F", 30, True), ("cxr", "F", 80, False), ("cxr", "M", 40, True), ("cxr", "M", 60, True),
-             ("derm", "F", 30, True), ("derm", "M", 30, False), ("derm", None, None, True)]
-    results = [compute_score(source, "\\boxed{edema}" if right else "\\boxed{mass}", "edema",
-                             {"demographics": {"sex": sex, "age": age}}) for source, sex, age, right in cases]
+    cases = [
+        ("cxr", "F", 30, True),
+        ("cxr", "F", 80, False),
+        ("cxr", "M", 40, True),
+        ("cxr", "M", 60, True),
+        ("derm", "F", 30, True),
+        ("derm", "M", 30, False),
+        ("derm", None, None, True),
+    ]
+    results = [
+        compute_score(
+            source, "\\boxed{edema}" if right else "\\boxed{mass}", "edema", {"demographics": {"sex": sex, "age": age}}
+        )
+        for source, sex, age, right in cases
+    ]
     infos = {key: [r[key] for r in results] for key in results[0]}
     infos["reward"] = [r["score"] for r in results]
     return [c[0] for c in cases], infos
@@ -35,8 +46,10 @@ def test_hook_through_verls_val_metrics_update(tmp_path):
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
     with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
-        config = compose(config_name="fair_grpo_trainer", overrides=[f"trainer.default_local_dir={tmp_path}",
-                                                                     "algorithm.adv_estimator=grpo"])
+        config = compose(
+            config_name="fair_grpo_trainer",
+            overrides=[f"trainer.default_local_dir={tmp_path}", "algorithm.adv_estimator=grpo"],
+        )
     FairStateCallback(config)  # what verl's trainer builds; installs the hook even for the grpo baseline
     sources, infos = _samples()
     trainer = object.__new__(PPOTrainerSync)

@@ -14,21 +14,27 @@ import verl_fair.plugin  # noqa: F401  (registration, as the entry point does)
 from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 from verl_fair.integration import context
 
-PROMPTS = [Prompt([1, 0, 1, 1], "A", "M,A3", uid=str(uuid.uuid4())), Prompt([1, 1, 1, 0], "A", "M,A3", uid=str(uuid.uuid4())),
-           Prompt([0, 0, 1, 0], "A", "F,A4", uid=str(uuid.uuid4())), Prompt([1, 0, 0, 0], "B", "UNK", uid=str(uuid.uuid4()))]
+PROMPTS = [
+    Prompt([1, 0, 1, 1], "A", "M,A3", uid=str(uuid.uuid4())),
+    Prompt([1, 1, 1, 0], "A", "M,A3", uid=str(uuid.uuid4())),
+    Prompt([0, 0, 1, 0], "A", "F,A4", uid=str(uuid.uuid4())),
+    Prompt([1, 0, 0, 0], "B", "UNK", uid=str(uuid.uuid4())),
+]
 
 
 def _algorithm(**fair):
     """verl's algorithm section as the trainer passes it: a DictConfig."""
-    return OmegaConf.create({"adv_estimator": "fair_grpo", "gamma": 1.0, "lam": 1.0,
-                             "norm_adv_by_std_in_grpo": True, "fair_grpo": fair})
+    return OmegaConf.create(
+        {"adv_estimator": "fair_grpo", "gamma": 1.0, "lam": 1.0, "norm_adv_by_std_in_grpo": True, "fair_grpo": fair}
+    )
 
 
 def _data_proto(batch, with_metadata):
     non_tensors = {"uid": batch.index}
     if with_metadata:
-        non_tensors.update(data_source=batch.non_tensor_batch["data_source"],
-                           extra_info=batch.non_tensor_batch["extra_info"])
+        non_tensors.update(
+            data_source=batch.non_tensor_batch["data_source"], extra_info=batch.non_tensor_batch["extra_info"]
+        )
     return DataProto.from_dict(
         tensors={"token_level_rewards": batch.token_level_rewards, "response_mask": batch.response_mask},
         non_tensors=non_tensors,
@@ -46,8 +52,9 @@ def test_ray_trainer_compute_advantage_uses_published_metadata():
 
     context.reset_state()
     context.publish({p.uid: (p.domain, p.group) for p in PROMPTS})  # what the metadata sampler does
-    data = compute_advantage(_data_proto(batch, with_metadata=False), adv_estimator="fair_grpo",
-                             config=_algorithm(variant="official"))
+    data = compute_advantage(
+        _data_proto(batch, with_metadata=False), adv_estimator="fair_grpo", config=_algorithm(variant="official")
+    )
     torch.testing.assert_close(data.batch["advantages"], expected, rtol=0, atol=0)
     torch.testing.assert_close(data.batch["returns"], expected, rtol=0, atol=0)
     assert torch.equal(data.batch["advantages"][-2:], torch.zeros_like(data.batch["advantages"][-2:]))
@@ -57,8 +64,9 @@ def test_v1_multi_trajectory_path_reaches_the_estimator():
     batch = make_batch(PROMPTS, shuffle_seed=1)
     data = _data_proto(batch, with_metadata=False)
     keys = [f"{uid}_{i}_0" for i, uid in enumerate(batch.index)]
-    out = compute_advantage_for_multi_trajectories(data, batch_keys=keys, adv_estimator="fair_grpo",
-                                                   num_repeat=4, config=_algorithm())
+    out = compute_advantage_for_multi_trajectories(
+        data, batch_keys=keys, adv_estimator="fair_grpo", num_repeat=4, config=_algorithm()
+    )
     advantages = out.batch["advantages"]
     assert advantages.shape == batch.token_level_rewards.shape
     assert torch.isfinite(advantages).all() and advantages.abs().sum() > 0
@@ -67,10 +75,10 @@ def test_v1_multi_trajectory_path_reaches_the_estimator():
 
 def test_weighting_none_matches_verl_grpo_through_compute_advantage():
     batch = make_batch(PROMPTS, shuffle_seed=2)
-    ours = compute_advantage(_data_proto(batch, True), adv_estimator="fair_grpo",
-                             config=_algorithm(weighting="none")).batch["advantages"]
-    grpo = compute_advantage(_data_proto(batch, True), adv_estimator="grpo",
-                             config=_algorithm()).batch["advantages"]
+    ours = compute_advantage(
+        _data_proto(batch, True), adv_estimator="fair_grpo", config=_algorithm(weighting="none")
+    ).batch["advantages"]
+    grpo = compute_advantage(_data_proto(batch, True), adv_estimator="grpo", config=_algorithm()).batch["advantages"]
     torch.testing.assert_close(ours, grpo, rtol=1e-6, atol=1e-6)
 
 
@@ -78,8 +86,13 @@ def test_non_tensor_batch_is_used_when_a_trainer_passes_it():
     """The shape upstream PR #7473 proposes: estimators that accept non_tensor_batch receive it."""
     batch = make_batch(PROMPTS)
     data = _data_proto(batch, with_metadata=True)
-    fair_grpo(token_level_rewards=data.batch["token_level_rewards"], response_mask=data.batch["response_mask"],
-              index=data.non_tensor_batch["uid"], config=_algorithm(), non_tensor_batch=data.non_tensor_batch)
+    fair_grpo(
+        token_level_rewards=data.batch["token_level_rewards"],
+        response_mask=data.batch["response_mask"],
+        index=data.non_tensor_batch["uid"],
+        config=_algorithm(),
+        non_tensor_batch=data.non_tensor_batch,
+    )
     assert context.get_state().last_prompt_groups[:3] == [("A", "M,A3"), ("A", "M,A3"), ("A", "F,A4")]
 
 
@@ -100,8 +113,12 @@ def test_verl_symbols_this_project_relies_on_still_exist():
     from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
-    assert list(inspect.signature(ReplayBuffer.sample).parameters) == ["self", "global_steps", "partition_id",
-                                                                      "batch_size"]
+    assert list(inspect.signature(ReplayBuffer.sample).parameters) == [
+        "self",
+        "global_steps",
+        "partition_id",
+        "batch_size",
+    ]
     assert issubclass(ReplayBufferAsync, ReplayBuffer)
     assert {"trainer_mode", "sampler_kwargs", "refill_fn"} <= set(inspect.signature(ReplayBuffer.__init__).parameters)
     assert callable(transfer_queue.kv_batch_get) and callable(PPOTrainer._compute_advantage)

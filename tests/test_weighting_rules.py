@@ -20,17 +20,22 @@ def _prompts(seed=0, n=6, groups=("M,A1", "F,A2", "F,A4"), domains=("A", "B")):
 
 
 def _verl_grpo(batch, norm=True):
-    advantages, _ = compute_grpo_outcome_advantage(batch.token_level_rewards, batch.response_mask, batch.index,
-                                                   norm_adv_by_std_in_grpo=norm)
+    advantages, _ = compute_grpo_outcome_advantage(
+        batch.token_level_rewards, batch.response_mask, batch.index, norm_adv_by_std_in_grpo=norm
+    )
     return advantages
 
 
 @pytest.mark.parametrize("norm", [True, False])
-@pytest.mark.parametrize("rule", [
-    {"weighting": "none"},
-    {"weighting": "alpha_fair", "alpha": 0.0},
-    {"weighting": "group_dro", "dro_step_size": 0.0},
-], ids=["none", "alpha_fair-alpha0", "group_dro-step0"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"weighting": "none"},
+        {"weighting": "alpha_fair", "alpha": 0.0},
+        {"weighting": "group_dro", "dro_step_size": 0.0},
+    ],
+    ids=["none", "alpha_fair-alpha0", "group_dro-step0"],
+)
 def test_rules_reduce_to_verl_grpo(rule, norm):
     batch = make_batch(_prompts(), shuffle_seed=3)
     config = {"fair_grpo": rule, "norm_adv_by_std_in_grpo": norm}
@@ -61,8 +66,10 @@ def test_relabelling_groups_and_domains_changes_nothing(variant, weighting):
 
         context.reset_state()
         for seed in range(3):
-            prompts = [Prompt(p.rewards, mapping.get(p.domain, p.domain), mapping.get(p.group, p.group),
-                              uid=f"{seed}-{i}") for i, p in enumerate(_prompts(seed))]
+            prompts = [
+                Prompt(p.rewards, mapping.get(p.domain, p.domain), mapping.get(p.group, p.group), uid=f"{seed}-{i}")
+                for i, p in enumerate(_prompts(seed))
+            ]
             advantages, _ = fair_grpo(**make_batch(prompts, shuffle_seed=seed).kwargs(config))
         results.append(advantages)
     torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
@@ -77,8 +84,9 @@ def test_fairgrpo_upweights_small_and_hard_groups():
 
 def test_alpha_fair_weights_follow_the_reward_deficit():
     prompts = [Prompt([1, 1, 1, 0], "A", "easy"), Prompt([1, 0, 0, 0], "A", "hard")]
-    fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"weighting": "alpha_fair", "alpha": 2.0,
-                                                          "min_group_size": None}}))
+    fair_grpo(
+        **make_batch(prompts).kwargs({"fair_grpo": {"weighting": "alpha_fair", "alpha": 2.0, "min_group_size": None}})
+    )
     weights = get_state().last_prompt_weights
     assert weights[1] / weights[0] == pytest.approx((0.75 / 0.25) ** 2)
     assert weights.mean() == pytest.approx(1.0)
@@ -99,8 +107,7 @@ def test_group_dro_moves_weight_to_the_worst_group_over_steps():
 def test_reward_floor_fires_and_is_counted():
     prompts = [Prompt([0, 0, 0, 1], "A", "hard"), Prompt([1, 1, 0, 1], "A", "easy")]
     batch = make_batch(prompts)
-    fair_grpo(**batch.kwargs({"fair_grpo": {"reward_floor": 0.3, "min_group_size": None,
-                                            "max_weight_ratio": None}}))
+    fair_grpo(**batch.kwargs({"fair_grpo": {"reward_floor": 0.3, "min_group_size": None, "max_weight_ratio": None}}))
     metrics = get_state().last_metrics
     assert metrics["fair/guard/reward_floor"] == 4
     assert metrics["fair/guard/small_group_pool"] == 0
@@ -121,8 +128,11 @@ def test_max_weight_ratio_caps_the_spread_and_is_counted():
         from verl_fair.integration import context
 
         context.reset_state()
-        fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"variant": variant, "max_weight_ratio": 3.0,
-                                                              "min_group_size": None}}))
+        fair_grpo(
+            **make_batch(prompts).kwargs(
+                {"fair_grpo": {"variant": variant, "max_weight_ratio": 3.0, "min_group_size": None}}
+            )
+        )
         state = get_state()
         assert state.last_metrics["fair/weight_spread"] == pytest.approx(3.0)
         assert state.last_metrics["fair/guard/weight_cap"] == 4

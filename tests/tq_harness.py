@@ -46,13 +46,28 @@ def put_prompts(prompts, partition="train", seed=0):
             scores = torch.zeros(length)
             scores[-1] = reward
             extra = extra_info(prompt.group)
-            rows.append({"uid": uid, "response_mask": torch.ones(length, dtype=torch.int64), "rm_scores": scores,
-                         "old_log_probs": torch.zeros(length), "data_source": prompt.domain, "extra_info": extra})
+            rows.append(
+                {
+                    "uid": uid,
+                    "response_mask": torch.ones(length, dtype=torch.int64),
+                    "rm_scores": scores,
+                    "old_log_probs": torch.zeros(length),
+                    "data_source": prompt.domain,
+                    "extra_info": extra,
+                }
+            )
             keys.append(f"{uid}_{session}_0")
-    tq.kv_batch_put(keys=keys, partition_id=partition, fields=list_of_dict_to_tensordict(rows),
-                    tags=[dict(TRAJECTORY_TAG, seq_len=int(r["response_mask"].numel())) for r in rows])
-    tq.kv_batch_put(keys=list(by_uid), partition_id=partition,
-                    tags=[{"is_prompt": True, "status": "finished", "global_steps": 1} for _ in by_uid])
+    tq.kv_batch_put(
+        keys=keys,
+        partition_id=partition,
+        fields=list_of_dict_to_tensordict(rows),
+        tags=[dict(TRAJECTORY_TAG, seq_len=int(r["response_mask"].numel())) for r in rows],
+    )
+    tq.kv_batch_put(
+        keys=list(by_uid),
+        partition_id=partition,
+        tags=[{"is_prompt": True, "status": "finished", "global_steps": 1} for _ in by_uid],
+    )
     return by_uid
 
 

@@ -38,7 +38,9 @@ def doctor(config_path: str | None, config_name: str, overrides: list[str]) -> i
     ok = True
     entry_points = [ep for ep in metadata.entry_points(group="verl.plugins") if ep.value.startswith("verl_fair")]
     if entry_points:
-        print(f"[ok] verl-fair {metadata.version('verl-fair')}, entry point {entry_points[0].name} = {entry_points[0].value}")
+        print(
+            f"[ok] verl-fair {metadata.version('verl-fair')}, entry point {entry_points[0].name} = {entry_points[0].value}"
+        )
     else:
         ok = False
         print("[FAIL] verl-fair has no verl.plugins entry point: pip-install it (PYTHONPATH is not enough).")
@@ -58,8 +60,10 @@ def doctor(config_path: str | None, config_name: str, overrides: list[str]) -> i
     else:
         ok = False
         failures = [line for line in probe.stderr.splitlines() if "plugin" in line.lower()]
-        print("[FAIL] fair_grpo is NOT registered after `import verl`.\n" + ("\n".join(failures[-10:]) or
-              "No plugin error was logged; is VERL_USE_EXTERNAL_PLUGINS set to 'none'?"))
+        print(
+            "[FAIL] fair_grpo is NOT registered after `import verl`.\n"
+            + ("\n".join(failures[-10:]) or "No plugin error was logged; is VERL_USE_EXTERNAL_PLUGINS set to 'none'?")
+        )
     for name, error in found["imports"].items():
         ok &= error is None
         print(f"[ok] import {name}" if error is None else f"[FAIL] import {name}: {error}")
@@ -111,20 +115,37 @@ def prepare(args: argparse.Namespace) -> int:
         examples = data.read_jsonl(source, args.attribute or [])
     else:
         spec = data.TableSpec(
-            data_source=args.data_source, data_source_column=args.data_source_column,
-            label_column=args.label_column, label_columns=args.label_columns or (),
-            positive_values=args.positive_values, label_map=_pairs(args.label_map, "--label-map"),
-            image_column=args.image_column, image_template=args.image_template,
-            image_roots=[Path(r) for r in args.image_root or []], image_suffix=args.image_suffix, sex_column=args.sex_column, age_column=args.age_column,
+            data_source=args.data_source,
+            data_source_column=args.data_source_column,
+            label_column=args.label_column,
+            label_columns=args.label_columns or (),
+            positive_values=args.positive_values,
+            label_map=_pairs(args.label_map, "--label-map"),
+            image_column=args.image_column,
+            image_template=args.image_template,
+            image_roots=[Path(r) for r in args.image_root or []],
+            image_suffix=args.image_suffix,
+            sex_column=args.sex_column,
+            age_column=args.age_column,
             attribute_columns=_pairs(args.attribute_column, "--attribute-column"),
-            question=args.question, id_column=args.id_column,
-            joins=[_join(item) for item in args.join or []])
+            question=args.question,
+            id_column=args.id_column,
+            joins=[_join(item) for item in args.join or []],
+        )
         examples = data.read_table(source, spec)
     output = Path(args.output)
     try:
-        data.prepare(examples, output, val_fraction=args.val_fraction, seed=args.seed,
-                     embed_images=args.images == "embed", on_error=args.on_error, report=report,
-                     balance=args.balance, group_attributes=args.group_attributes)
+        data.prepare(
+            examples,
+            output,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            embed_images=args.images == "embed",
+            on_error=args.on_error,
+            report=report,
+            balance=args.balance,
+            group_attributes=args.group_attributes,
+        )
     except (ValueError, OSError) as error:
         print(f"verl-fair prepare: {error}", file=sys.stderr)
         return 2
@@ -154,22 +175,38 @@ def _join(item: str) -> tuple:
 
 def _prepare_parser(commands) -> None:
     parser = commands.add_parser("prepare", help=prepare.__doc__)
-    parser.add_argument("format", choices=["jsonl", "table"],
-                        help="jsonl: the FairGRPO authors' layout; table: a CSV or Parquet file")
+    parser.add_argument(
+        "format", choices=["jsonl", "table"], help="jsonl: the FairGRPO authors' layout; table: a CSV or Parquet file"
+    )
     parser.add_argument("input", help="the .jsonl, .csv or .parquet file")
     parser.add_argument("--output", required=True, help="folder for train.parquet, val.parquet, summary.json")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic split")
-    parser.add_argument("--images", choices=["embed", "path"], default="embed",
-                        help="embed image bytes in the parquet, or keep absolute paths")
-    parser.add_argument("--on-error", choices=["skip", "stop"], default="skip",
-                        help="skip bad rows (each reported, counted in summary.json) or stop at the first")
+    parser.add_argument(
+        "--images",
+        choices=["embed", "path"],
+        default="embed",
+        help="embed image bytes in the parquet, or keep absolute paths",
+    )
+    parser.add_argument(
+        "--on-error",
+        choices=["skip", "stop"],
+        default="skip",
+        help="skip bad rows (each reported, counted in summary.json) or stop at the first",
+    )
     parser.add_argument("--min-group-size", type=int, default=30, help="flag (data source, group)s below this")
-    parser.add_argument("--balance", action="store_true",
-                        help="also write train_balanced.parquet: every group oversampled to its data source's largest")
+    parser.add_argument(
+        "--balance",
+        action="store_true",
+        help="also write train_balanced.parquet: every group oversampled to its data source's largest",
+    )
     parser.add_argument("--attribute", action="append", help="jsonl: another demographic key of the demo string")
-    parser.add_argument("--group-attributes", nargs="+", default=["sex", "age"],
-                        help="attributes whose combination is a group (for the group counts and --balance)")
+    parser.add_argument(
+        "--group-attributes",
+        nargs="+",
+        default=["sex", "age"],
+        help="attributes whose combination is a group (for the group counts and --balance)",
+    )
     table = parser.add_argument_group("table")
     table.add_argument("--data-source", help="the data source (domain) of every row")
     table.add_argument("--data-source-column")
@@ -178,17 +215,27 @@ def _prepare_parser(commands) -> None:
     table.add_argument("--positive-values", nargs="+", default=["1", "1.0", "true", "yes"])
     table.add_argument("--label-map", action="append", help="CODE=NAME, e.g. mel=melanoma (repeatable)")
     table.add_argument("--image-column")
-    table.add_argument("--image-template", help="image path from columns, e.g. 'ct/{PatientNumber:0>3}/{SliceNumber}.jpg'")
-    table.add_argument("--image-root", nargs="+", help="folders searched in order for each image (default: the table's)")
+    table.add_argument(
+        "--image-template", help="image path from columns, e.g. 'ct/{PatientNumber:0>3}/{SliceNumber}.jpg'"
+    )
+    table.add_argument(
+        "--image-root", nargs="+", help="folders searched in order for each image (default: the table's)"
+    )
     table.add_argument("--image-suffix", default="", help="appended to the image column, e.g. .jpg")
     table.add_argument("--sex-column")
     table.add_argument("--age-column")
     table.add_argument("--attribute-column", action="append", help="NAME=COLUMN, e.g. race=Race (repeatable)")
-    table.add_argument("--question", default="What is the diagnosis?",
-                       help="question text; {column} placeholders are filled from the row")
+    table.add_argument(
+        "--question",
+        default="What is the diagnosis?",
+        help="question text; {column} placeholders are filled from the row",
+    )
     table.add_argument("--id-column", help="stable row id for the split (default: the image path)")
-    table.add_argument("--join", action="append",
-                       help="FILE:COLUMN or FILE:COLUMN_HERE=COLUMN_THERE, a left join (e.g. patient demographics)")
+    table.add_argument(
+        "--join",
+        action="append",
+        help="FILE:COLUMN or FILE:COLUMN_HERE=COLUMN_THERE, a left join (e.g. patient demographics)",
+    )
 
 
 def discover(args: argparse.Namespace) -> int:
@@ -198,14 +245,23 @@ def discover(args: argparse.Namespace) -> int:
     from verl_fair.groups.discover import discover as run
 
     try:
-        report = run(Path(args.input), Path(args.output), args.feature_column, k=args.k, k_max=args.k_max,
-                     seed=args.seed, prefix=args.prefix, data_source_key=args.data_source_key,
-                     attributes=args.group_attributes, overwrite=args.overwrite)
+        report = run(
+            Path(args.input),
+            Path(args.output),
+            args.feature_column,
+            k=args.k,
+            k_max=args.k_max,
+            seed=args.seed,
+            prefix=args.prefix,
+            data_source_key=args.data_source_key,
+            attributes=args.group_attributes,
+            overwrite=args.overwrite,
+        )
     except (ValueError, OSError) as error:
         print(f"verl-fair discover: {error}", file=sys.stderr)
         return 2
     for source, entry in report["data_sources"].items():
-        alignment = (f"; against labels ARI {entry['ari']:.3f}, NMI {entry['nmi']:.3f}" if "ari" in entry else "")
+        alignment = f"; against labels ARI {entry['ari']:.3f}, NMI {entry['nmi']:.3f}" if "ari" in entry else ""
         print(f"{source}: {entry['clustered']}/{entry['rows']} rows in {entry['sizes']}{alignment}")
     if report["rows_without_features"]:
         print(f"{report['rows_without_features']} rows had no usable feature vector and stay UNK")
@@ -218,10 +274,14 @@ def report(args: argparse.Namespace) -> int:
 
     from verl_fair.metrics import report as audit
 
-    columns = audit.Columns(label=args.label_column, prediction=args.prediction_column,
-                            groups=_pairs(args.group_column, "--group-column"),
-                            data_source=args.data_source_column, step=args.step_column,
-                            synonyms=_pairs(args.synonym, "--synonym"))
+    columns = audit.Columns(
+        label=args.label_column,
+        prediction=args.prediction_column,
+        groups=_pairs(args.group_column, "--group-column"),
+        data_source=args.data_source_column,
+        step=args.step_column,
+        synonyms=_pairs(args.synonym, "--synonym"),
+    )
     output = Path(args.output)
     try:
         if args.compare:
@@ -235,16 +295,19 @@ def report(args: argparse.Namespace) -> int:
         if not args.inputs:
             raise ValueError("give the predictions (a dump folder or files), or --compare BEFORE AFTER")
         frame = audit.load([Path(p) for p in args.inputs], columns)
-        result = audit.evaluate(frame, min_group_size=args.min_group_size, n_boot=args.bootstrap or None,
-                                worst_k=args.worst_k)
+        result = audit.evaluate(
+            frame, min_group_size=args.min_group_size, n_boot=args.bootstrap or None, worst_k=args.worst_k
+        )
         written = audit.write(result, output)
     except (ValueError, OSError) as error:
         print(f"verl-fair report: {error}", file=sys.stderr)
         return 2
     gaps = result["gaps"]
-    print(f"{result['n']} predictions: equal opportunity difference {gaps['equal_opportunity_difference']:.3f}, "
-          f"predictive parity difference {gaps['predictive_parity_difference']:.3f}, PP {gaps['PP']:.2f}, "
-          f"EOD {gaps['EOD']:.2f}, F1_ES {gaps['F1_ES']:.3f}")
+    print(
+        f"{result['n']} predictions: equal opportunity difference {gaps['equal_opportunity_difference']:.3f}, "
+        f"predictive parity difference {gaps['predictive_parity_difference']:.3f}, PP {gaps['PP']:.2f}, "
+        f"EOD {gaps['EOD']:.2f}, F1_ES {gaps['F1_ES']:.3f}"
+    )
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -256,15 +319,19 @@ def _report_parser(commands) -> None:
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="a fairness delta report instead")
     parser.add_argument("--label-column", default="gts")
     parser.add_argument("--prediction-column", default="pred")
-    parser.add_argument("--group-column", action="append",
-                        help="ATTRIBUTE=COLUMN (repeatable; default: every group_<attribute> column)")
+    parser.add_argument(
+        "--group-column", action="append", help="ATTRIBUTE=COLUMN (repeatable; default: every group_<attribute> column)"
+    )
     parser.add_argument("--data-source-column", default="data_source")
     parser.add_argument("--step-column", default="step")
     parser.add_argument("--bootstrap", type=int, default=0, help="resamples for 95 %% intervals (0: none)")
     parser.add_argument("--min-group-size", type=int, default=30, help="smaller groups are left out, with a warning")
     parser.add_argument("--worst-k", type=int, default=2, help="k of the worst-k group accuracy")
-    parser.add_argument("--synonym", action="append",
-                        help="ALIAS=NAME, as given to the reward's synonyms (the reward's defaults always apply)")
+    parser.add_argument(
+        "--synonym",
+        action="append",
+        help="ALIAS=NAME, as given to the reward's synonyms (the reward's defaults always apply)",
+    )
 
 
 def config_dir() -> int:
@@ -299,8 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     found.add_argument("--seed", type=int, default=0)
     found.add_argument("--prefix", default="cluster", help="group names are <prefix><id>")
     found.add_argument("--data-source-key", default="data_source")
-    found.add_argument("--group-attributes", nargs="+", default=["sex", "age"],
-                       help="labels to measure the clusters against (ARI, NMI) when rows have them")
+    found.add_argument(
+        "--group-attributes",
+        nargs="+",
+        default=["sex", "age"],
+        help="labels to measure the clusters against (ARI, NMI) when rows have them",
+    )
     found.add_argument("--overwrite", action="store_true", help="replace existing extra_info.fair_group values")
     commands.add_parser("config-dir", help=config_dir.__doc__)
     commands.add_parser("cpu-overrides", help=cpu_overrides.__doc__)

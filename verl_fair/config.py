@@ -49,7 +49,7 @@ class HistoryConfig:
         if value is None or value == "all":
             return cls()
         if isinstance(value, Mapping) and len(value) == 1:
-            (mode, arg), = value.items()
+            ((mode, arg),) = value.items()
             if mode == "window" and isinstance(arg, int) and not isinstance(arg, bool) and arg >= 1:
                 return cls(mode="window", window=arg)
             if mode == "ema" and _is_number(arg) and 0.0 < arg < 1.0:
@@ -123,8 +123,12 @@ class FairGRPOConfig:
         _choice("weighting", weighting, WEIGHTINGS)
         history = HistoryConfig.parse(raw.get("history", "all"))
         if official and history.mode != "all":
-            raise _fail("history", _plain(raw["history"]), "'all' with variant=official (the authors' code "
-                        "accumulates from step 0); use variant=paper for a window or an EMA")
+            raise _fail(
+                "history",
+                _plain(raw["history"]),
+                "'all' with variant=official (the authors' code "
+                "accumulates from step 0); use variant=paper for a window or an EMA",
+            )
         epsilon = _positive("epsilon", raw.get("epsilon", 1e-6))
 
         guards = {}
@@ -145,12 +149,20 @@ class FairGRPOConfig:
 
         cluster = _cluster(raw.get("cluster", {}) or {}, official)
         attributes = raw.get("group_attributes", ["sex", "age"])
-        if (isinstance(attributes, str) or not isinstance(attributes, (list, tuple))
-                or not attributes or not all(isinstance(a, str) and a for a in attributes)):
+        if (
+            isinstance(attributes, str)
+            or not isinstance(attributes, (list, tuple))
+            or not attributes
+            or not all(isinstance(a, str) and a for a in attributes)
+        ):
             raise _fail("group_attributes", attributes, "a non-empty list of attribute names, e.g. [sex, age]")
         bins = raw.get("age_bins", [25, 50, 75])
-        if (not isinstance(bins, (list, tuple)) or not bins or not all(_is_number(b) for b in bins)
-                or list(bins) != sorted(set(bins))):
+        if (
+            not isinstance(bins, (list, tuple))
+            or not bins
+            or not all(_is_number(b) for b in bins)
+            or list(bins) != sorted(set(bins))
+        ):
             raise _fail("age_bins", bins, "a non-empty, strictly increasing list of upper bin edges, e.g. [25, 50, 75]")
         labels = raw.get("labels", "auto")
         _choice("labels", labels, LABEL_MODES)
@@ -202,8 +214,11 @@ def _cluster(raw: Any, official: bool) -> ClusterConfig:
     if official:
         for key, required in (("features", "raw"), ("memory", None), ("seed", 0)):
             if raw.get(key, AUTO) not in (AUTO, required):
-                raise _fail(f"cluster.{key}", raw[key], f"{required!r} with variant=official (the authors' "
-                            "clustering); use variant=paper to change it")
+                raise _fail(
+                    f"cluster.{key}",
+                    raw[key],
+                    f"{required!r} with variant=official (the authors' clustering); use variant=paper to change it",
+                )
         return ClusterConfig(k_max=k_max, tol=float(tol), features="raw", memory=None, seed=0)
     features = raw.get("features", AUTO)
     features = "sorted" if features == AUTO else features
@@ -214,8 +229,9 @@ def _cluster(raw: Any, official: bool) -> ClusterConfig:
         raise _fail("cluster.memory", memory, "an integer >= 2 (prompt vectors kept per domain), or null for unbounded")
     memory_mode = raw.get("memory_mode", "reservoir")
     _choice("cluster.memory_mode", memory_mode, MEMORY_MODES)
-    return ClusterConfig(k_max=k_max, tol=float(tol), features=features, memory=memory,
-                         memory_mode=memory_mode, seed=seed)
+    return ClusterConfig(
+        k_max=k_max, tol=float(tol), features=features, memory=memory, memory_mode=memory_mode, seed=seed
+    )
 
 
 def _plain(value: Any) -> Any:

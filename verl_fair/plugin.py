@@ -26,9 +26,12 @@ def register() -> None:
     if existing is estimator:
         return
     if existing is not None and getattr(existing, "__module__", "") != estimator.__module__:
-        logger.warning("verl-fair: an advantage estimator named %r is already registered by %s; leaving it "
-                       "in place. Unset it or uninstall the other package to use verl-fair's.",
-                       ESTIMATOR_NAME, getattr(existing, "__module__", existing))
+        logger.warning(
+            "verl-fair: an advantage estimator named %r is already registered by %s; leaving it "
+            "in place. Unset it or uninstall the other package to use verl-fair's.",
+            ESTIMATOR_NAME,
+            getattr(existing, "__module__", existing),
+        )
         return
     if existing is not None:  # the same function from a reloaded module: replace the stale object
         del ADV_ESTIMATOR_REGISTRY[ESTIMATOR_NAME]
@@ -56,6 +59,11 @@ try:
     register()
     enable_requested_adapters()
 except Exception:  # verl would swallow this at DEBUG level
-    logger.warning("verl-fair failed to register %r (and the CPU backend if VERL_PLATFORM=cpu) with verl; "
-                   "algorithm.adv_estimator=%s will be unknown.", ESTIMATOR_NAME, ESTIMATOR_NAME, exc_info=True)
+    logger.warning(
+        "verl-fair failed to register %r (and the CPU backend if VERL_PLATFORM=cpu) with verl; "
+        "algorithm.adv_estimator=%s will be unknown.",
+        ESTIMATOR_NAME,
+        ESTIMATOR_NAME,
+        exc_info=True,
+    )
     raise

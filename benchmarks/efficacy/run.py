@@ -78,8 +78,14 @@ def evaluate(model, vocab: Vocabulary, task: Task, generator: torch.Generator) -
     rows = []
     for case, response in zip(task.test, responses.tolist()):
         predicted = compute_score(task.name, vocab.decode(response), case.label)["pred"]
-        rows.append({"data_source": task.name, "y_true": split_labels(case.label, DEFAULT_SYNONYMS),
-                     "y_pred": split_labels(predicted, DEFAULT_SYNONYMS), **case.groups})
+        rows.append(
+            {
+                "data_source": task.name,
+                "y_true": split_labels(case.label, DEFAULT_SYNONYMS),
+                "y_pred": split_labels(predicted, DEFAULT_SYNONYMS),
+                **case.groups,
+            }
+        )
     predictions = Predictions(pd.DataFrame(rows), list(task.attributes))
     paper = paper_metrics(predictions)
     standard = standard_metrics(predictions)
@@ -100,10 +106,18 @@ def train(task: Task, method: str, seed: int, settings: Settings, start_state: d
     from verl_fair.reward_fns.clinical_diagnosis import compute_score
 
     estimator, fair = METHODS[method]
-    algorithm = OmegaConf.create({"norm_adv_by_std_in_grpo": True,
-                                  "fair_grpo": {**fair, "group_attributes": list(task.attributes)}})
-    actor = OmegaConf.create({"clip_ratio": 0.2, "clip_ratio_low": 0.2, "clip_ratio_high": 0.2, "clip_ratio_c": 3.0,
-                              "global_batch_info": {"dp_size": 1}})
+    algorithm = OmegaConf.create(
+        {"norm_adv_by_std_in_grpo": True, "fair_grpo": {**fair, "group_attributes": list(task.attributes)}}
+    )
+    actor = OmegaConf.create(
+        {
+            "clip_ratio": 0.2,
+            "clip_ratio_low": 0.2,
+            "clip_ratio_high": 0.2,
+            "clip_ratio_c": 3.0,
+            "global_batch_info": {"dp_size": 1},
+        }
+    )
     policy_loss = get_policy_loss_fn("vanilla")
     context.reset_state()
     model = tiny_model(len(vocab.itos), seed)
@@ -120,13 +134,23 @@ def train(task: Task, method: str, seed: int, settings: Settings, start_state: d
         rewards = torch.zeros(len(responses), RESPONSE_LENGTH)
         for row, response in enumerate(responses.tolist()):
             case = cases[row // settings.rollouts]
-            rewards[row, int(mask[row].sum()) - 1] = compute_score(task.name, vocab.decode(response), case.label)["score"]
+            rewards[row, int(mask[row].sum()) - 1] = compute_score(task.name, vocab.decode(response), case.label)[
+                "score"
+            ]
         context.publish({uid: (task.name, group_key(c.groups, task.attributes)) for uid, c in zip(uids, cases)})
-        data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask},
-                                   non_tensors={"uid": np.array(uids, dtype=object).repeat(settings.rollouts)})
+        data = DataProto.from_dict(
+            tensors={"token_level_rewards": rewards, "response_mask": mask},
+            non_tensors={"uid": np.array(uids, dtype=object).repeat(settings.rollouts)},
+        )
         advantages = compute_advantage(data, adv_estimator=estimator, config=algorithm).batch["advantages"]
-        loss, _ = policy_loss(old_log_prob=old_log_probs, log_prob=response_log_probs(model, prompts, responses),
-                              advantages=advantages, response_mask=mask, loss_agg_mode="token-mean", config=actor)
+        loss, _ = policy_loss(
+            old_log_prob=old_log_probs,
+            log_prob=response_log_probs(model, prompts, responses),
+            advantages=advantages,
+            response_mask=mask,
+            loss_agg_mode="token-mean",
+            config=actor,
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -149,7 +173,8 @@ def run(tasks: list[str], methods: list[str], seeds: list[int], settings: Settin
             warm_start(start, vocab, task.warm_start, settings.warm_start_epochs, seed)
             start_state = {k: v.clone() for k, v in start.state_dict().items()}
             results[name].setdefault("warm_start", []).append(
-                evaluate(start, vocab, task, torch.Generator().manual_seed(seed)))
+                evaluate(start, vocab, task, torch.Generator().manual_seed(seed))
+            )
             for method in methods:
                 results[name][method].append(train(task, method, seed, settings, start_state, vocab))
                 progress.update()
@@ -182,7 +207,9 @@ def plot(results: dict, task: str, path: Path) -> None:
         if method == "warm_start":
             continue
         steps = runs[0].steps
-        gap.plot(steps, np.nanmean([[m["Delta_F1"] for m in r.metrics] for r in runs], axis=0), marker="o", label=method)
+        gap.plot(
+            steps, np.nanmean([[m["Delta_F1"] for m in r.metrics] for r in runs], axis=0), marker="o", label=method
+        )
         curve = np.mean([r.reward for r in runs], axis=0)
         window = max(1, len(curve) // 15)
         reward.plot(np.convolve(curve, np.ones(window) / window, mode="valid"), label=method)
@@ -214,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = run(args.tasks, methods, seeds, settings)
     minutes = (time.perf_counter() - started) / 60
-    lines = [f"{len(seeds)} seeds, {settings.steps} steps of {settings.prompts} prompts x {settings.rollouts} "
-             f"rollouts, {minutes:.1f} min on this machine. Final test metrics, mean ± std over seeds."]
+    lines = [
+        f"{len(seeds)} seeds, {settings.steps} steps of {settings.prompts} prompts x {settings.rollouts} "
+        f"rollouts, {minutes:.1f} min on this machine. Final test metrics, mean ± std over seeds."
+    ]
     for task in args.tasks:
         lines += ["", f"### Task: {task}", "", *summary_table(results, task)]
         if args.write:
@@ -223,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if args.write:
         (HERE / "results.md").write_text("\n".join(lines) + "\n")
-        serialisable = {t: {m: [r if isinstance(r, dict) else r.__dict__ for r in runs] for m, runs in by.items()}
-                        for t, by in results.items()}
+        serialisable = {
+            t: {m: [r if isinstance(r, dict) else r.__dict__ for r in runs] for m, runs in by.items()}
+            for t, by in results.items()
+        }
         (HERE / "results.json").write_text(json.dumps(serialisable, indent=1, default=float))
     return 0

@@ -44,8 +44,9 @@ def _split(cases: list[Case], rng: np.random.Generator, test_fraction: float = 0
     return [cases[i] for i in order[:cut]], [cases[i] for i in order[cut:]]
 
 
-def _skewed(cases: list[Case], attribute: str, majority: str, rng: np.random.Generator, share: float = 0.9,
-            size: int = 200) -> list[Case]:
+def _skewed(
+    cases: list[Case], attribute: str, majority: str, rng: np.random.Generator, share: float = 0.9, size: int = 200
+) -> list[Case]:
     """A warm-start set with ``share`` of its cases from the majority group."""
     major = [c for c in cases if c.groups[attribute] == majority]
     minor = [c for c in cases if c.groups[attribute] != majority]

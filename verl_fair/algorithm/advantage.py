@@ -64,8 +64,10 @@ def is_padding(uid: object) -> bool:
 def group_prompts(scores: torch.Tensor, index: np.ndarray) -> PromptBatch:
     """Regroup the ``(B,)`` outcome rewards by uid; raise on NaN or infinite rewards."""
     if index is None:
-        raise ValueError("fair_grpo needs `index` (verl's uid array) to group rollouts by prompt; "
-                         "verl passes it whenever non_tensor_batch holds 'uid'.")
+        raise ValueError(
+            "fair_grpo needs `index` (verl's uid array) to group rollouts by prompt; "
+            "verl passes it whenever non_tensor_batch holds 'uid'."
+        )
     index = np.asarray(index, dtype=object)
     if index.shape != (scores.shape[0],):
         raise ValueError(f"index has shape {index.shape} but token_level_rewards has {scores.shape[0]} rows")
@@ -78,7 +80,8 @@ def group_prompts(scores: torch.Tensor, index: np.ndarray) -> PromptBatch:
         shown = ", ".join(bad_uids[:5]) + (f" and {len(bad_uids) - 5} more" if len(bad_uids) > 5 else "")
         raise NonFiniteRewardError(
             f"fair_grpo got {int(bad.sum())} NaN or infinite reward row(s) in {len(bad_uids)} prompt(s) "
-            f"(uids {shown}); check the reward function's output for these samples.")
+            f"(uids {shown}); check the reward function's output for these samples."
+        )
     uniq, first, inverse = np.unique(index[rows].astype(str), return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)

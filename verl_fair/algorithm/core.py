@@ -56,8 +56,13 @@ class FairGRPO:
         self.last_prompt_weights: np.ndarray = np.empty(0)
         self.last_prompt_mass: np.ndarray = np.empty(0)  # sum of |advantage| over each prompt's rows
 
-    def step(self, batch: PromptBatch, domains: Sequence[str], groups: Sequence[str],
-             reference_groups: Sequence[str] | None = None) -> torch.Tensor:
+    def step(
+        self,
+        batch: PromptBatch,
+        domains: Sequence[str],
+        groups: Sequence[str],
+        reference_groups: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         """Advantages ``(B,)`` (one scalar per row, 0 on padding rows) for one training step.
 
         Args:
@@ -126,18 +131,22 @@ class FairGRPO:
             for domain in dict.fromkeys(d for d, u in zip(domains, unk) if u):
                 prompts = np.flatnonzero(unk & (np.array(domains, dtype=object) == domain))
                 pool = group_ids[prompts[0]]
-                found = self.latent.assign(domain, [vectors[p] for p in prompts],
-                                           [batch.uids[p] for p in prompts],
-                                           unk_visits=float(self.group_stats.count(np.array([pool]))[0]),
-                                           step=self.steps_)
+                found = self.latent.assign(
+                    domain,
+                    [vectors[p] for p in prompts],
+                    [batch.uids[p] for p in prompts],
+                    unk_visits=float(self.group_stats.count(np.array([pool]))[0]),
+                    step=self.steps_,
+                )
                 view.group_count[prompts] = found.sizes
                 view.group_mean[prompts] = found.means
                 for p, cluster in zip(prompts, found.cluster_ids):
                     view.group_keys[p] = (domain, f"latent{int(cluster)}")
         return view
 
-    def _apply_factor(self, scores: torch.Tensor, factor: np.ndarray, batch: PromptBatch,
-                      counters: Counter) -> torch.Tensor:
+    def _apply_factor(
+        self, scores: torch.Tensor, factor: np.ndarray, batch: PromptBatch, counters: Counter
+    ) -> torch.Tensor:
         """a = s / F per row in float32; the official variant keeps s where that is NaN or infinite."""
         prompt = torch.from_numpy(batch.prompt)
         scaled = scores / torch.from_numpy(factor.astype(np.float32))[prompt]
@@ -147,15 +156,23 @@ class FairGRPO:
             scaled = torch.where(bad, scores, scaled)
         return scaled
 
-    def _record(self, batch: PromptBatch, domains: Sequence[str], groups: Sequence[str],
-                keys: list[tuple[str, str]], weights: np.ndarray, advantages: torch.Tensor,
-                counters: Counter) -> None:
+    def _record(
+        self,
+        batch: PromptBatch,
+        domains: Sequence[str],
+        groups: Sequence[str],
+        keys: list[tuple[str, str]],
+        weights: np.ndarray,
+        advantages: torch.Tensor,
+        counters: Counter,
+    ) -> None:
         self.guard_totals_.update(counters)
         self.last_prompt_groups = list(zip((str(d) for d in domains), (str(g) for g in groups)))
         self.last_prompt_keys = list(keys)
         self.last_prompt_weights = np.asarray(weights, dtype=np.float64)
-        self.last_prompt_mass = np.bincount(batch.prompt, weights=advantages.abs().double().numpy(),
-                                            minlength=batch.num_prompts)
+        self.last_prompt_mass = np.bincount(
+            batch.prompt, weights=advantages.abs().double().numpy(), minlength=batch.num_prompts
+        )
         finite = weights[np.isfinite(weights) & (weights > 0)]
         self.last_metrics = {
             "fair/prompts": float(batch.num_prompts),
@@ -181,12 +198,16 @@ class FairGRPO:
     def load_state_dict(self, state: dict) -> None:
         """Restore a state written by :meth:`state_dict`; refuse one from another version or configuration."""
         if state.get("version") != STATE_VERSION:
-            raise ValueError(f"FairGRPO state has version {state.get('version')!r}; this verl-fair reads "
-                             f"version {STATE_VERSION}. Start the statistics afresh or use a matching verl-fair.")
+            raise ValueError(
+                f"FairGRPO state has version {state.get('version')!r}; this verl-fair reads "
+                f"version {STATE_VERSION}. Start the statistics afresh or use a matching verl-fair."
+            )
         if state.get("config") != self.config.fingerprint():
-            raise ValueError("FairGRPO state was written with a different algorithm.fair_grpo configuration:\n"
-                             f"  saved:   {state.get('config')}\n  current: {self.config.fingerprint()}\n"
-                             "Resume with the saved configuration, or start the statistics afresh.")
+            raise ValueError(
+                "FairGRPO state was written with a different algorithm.fair_grpo configuration:\n"
+                f"  saved:   {state.get('config')}\n  current: {self.config.fingerprint()}\n"
+                "Resume with the saved configuration, or start the statistics afresh."
+            )
         self.steps_ = int(state["steps"])
         self.group_stats.load_state_dict(state["group_stats"])
         self.domain_stats.load_state_dict(state["domain_stats"])
@@ -195,8 +216,9 @@ class FairGRPO:
         self.guard_totals_ = Counter(state["guard_totals"])
 
 
-def alignment_metrics(keys: Sequence[tuple[str, str]], domains: Sequence[str],
-                      reference_groups: Sequence[str]) -> dict[str, float]:
+def alignment_metrics(
+    keys: Sequence[tuple[str, str]], domains: Sequence[str], reference_groups: Sequence[str]
+) -> dict[str, float]:
     """Adjusted Rand index and normalised mutual information of latent groups against known labels.
 
     Both compare (domain, latent group) with (domain, label) over the prompts whose label is known;
@@ -209,5 +231,7 @@ def alignment_metrics(keys: Sequence[tuple[str, str]], domains: Sequence[str],
         return {"fair/latent/ari": float("nan"), "fair/latent/nmi": float("nan")}
     found = [str(keys[i]) for i in known]
     truth = [f"{domains[i]}|{reference_groups[i]}" for i in known]
-    return {"fair/latent/ari": float(adjusted_rand_score(truth, found)),
-            "fair/latent/nmi": float(normalized_mutual_info_score(truth, found))}
+    return {
+        "fair/latent/ari": float(adjusted_rand_score(truth, found)),
+        "fair/latent/nmi": float(normalized_mutual_info_score(truth, found)),
+    }

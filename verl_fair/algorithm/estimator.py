@@ -80,11 +80,11 @@ class MissingLabelsError(RuntimeError):
     """``labels: required`` but no metadata reached the estimator."""
 
 
-def _labelled_metadata(batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None,
-                       cfg: FairGRPOConfig, labeler: GroupLabeler) -> tuple[list[str], list[str]]:
+def _labelled_metadata(
+    batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None, cfg: FairGRPOConfig, labeler: GroupLabeler
+) -> tuple[list[str], list[str]]:
     """Domain and group key of each prompt, from the batch, the published uid table, or neither."""
-    if non_tensor_batch is not None and (cfg.data_source_key in non_tensor_batch
-                                         or "extra_info" in non_tensor_batch):
+    if non_tensor_batch is not None and (cfg.data_source_key in non_tensor_batch or "extra_info" in non_tensor_batch):
         sources = non_tensor_batch.get(cfg.data_source_key)
         infos = non_tensor_batch.get("extra_info")
         domains = [LABEL_FREE_DOMAIN if sources is None else str(sources[r]) for r in batch.first_row]
@@ -94,16 +94,25 @@ def _labelled_metadata(batch: PromptBatch, non_tensor_batch: Mapping[str, np.nda
     found = [entry for entry in published if entry is not None]
     if found:
         if len(found) < len(published):
-            logger.warning("fair_grpo: %d of %d prompts had no published metadata; they count as UNK in "
-                           "domain %r.", len(published) - len(found), len(published), LABEL_FREE_DOMAIN)
+            logger.warning(
+                "fair_grpo: %d of %d prompts had no published metadata; they count as UNK in domain %r.",
+                len(published) - len(found),
+                len(published),
+                LABEL_FREE_DOMAIN,
+            )
         filled = [entry or (LABEL_FREE_DOMAIN, UNK) for entry in published]
         return [d for d, _ in filled], [g for _, g in filled]
     if cfg.labels == "required":
-        raise MissingLabelsError("algorithm.fair_grpo.labels=required, but no data source or demographics reached "
-                                 "fair_grpo. " + ENABLE_LABELS_HINT)
-    _warn_once("label_free", "fair_grpo found no per-sample metadata (data source, demographics) and runs "
-               "label-free: every prompt is UNK in one domain and groups are latent clusters of reward "
-               "vectors. " + ENABLE_LABELS_HINT)
+        raise MissingLabelsError(
+            "algorithm.fair_grpo.labels=required, but no data source or demographics reached "
+            "fair_grpo. " + ENABLE_LABELS_HINT
+        )
+    _warn_once(
+        "label_free",
+        "fair_grpo found no per-sample metadata (data source, demographics) and runs "
+        "label-free: every prompt is UNK in one domain and groups are latent clusters of reward "
+        "vectors. " + ENABLE_LABELS_HINT,
+    )
     return [LABEL_FREE_DOMAIN] * batch.num_prompts, [UNK] * batch.num_prompts
 
 

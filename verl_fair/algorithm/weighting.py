@@ -53,8 +53,9 @@ def fairgrpo_factors(view: GroupView, cfg: FairGRPOConfig, rollouts: np.ndarray,
         domain_factor = np.maximum(np.sqrt(view.domain_count) * domain_mean, cfg.epsilon)
         factor = domain_factor * np.sqrt(view.group_count) * group_mean
     else:
-        factor = np.maximum(np.sqrt(view.domain_count) * domain_mean * np.sqrt(view.group_count) * group_mean,
-                            cfg.epsilon)
+        factor = np.maximum(
+            np.sqrt(view.domain_count) * domain_mean * np.sqrt(view.group_count) * group_mean, cfg.epsilon
+        )
     if cfg.max_weight_ratio is not None:
         usable = np.isfinite(factor) & (factor > 0)
         if usable.any():
@@ -83,7 +84,7 @@ def normalise_mean(weights: np.ndarray, rollouts: np.ndarray) -> np.ndarray:
 def alpha_fair_weights(view: GroupView, cfg: FairGRPOConfig, rollouts: np.ndarray, counters: dict) -> np.ndarray:
     """w_g proportional to max(r_max - mu_g, eps)^alpha, mean 1 over the rows, then capped."""
     deficit = np.maximum(cfg.reward_max - view.group_mean, cfg.epsilon)
-    weights = normalise_mean(deficit ** cfg.alpha, rollouts)
+    weights = normalise_mean(deficit**cfg.alpha, rollouts)
     return cap_weights(weights, cfg.max_weight_ratio, rollouts, counters)
 
 
@@ -98,8 +99,9 @@ class GroupDRO:
     def __init__(self) -> None:
         self.losses_: dict[Hashable, float] = {}
 
-    def weights(self, view: GroupView, prompt_means: np.ndarray, rollouts: np.ndarray,
-                cfg: FairGRPOConfig, counters: dict) -> np.ndarray:
+    def weights(
+        self, view: GroupView, prompt_means: np.ndarray, rollouts: np.ndarray, cfg: FairGRPOConfig, counters: dict
+    ) -> np.ndarray:
         keys = list(dict.fromkeys(view.group_keys))
         position = {k: i for i, k in enumerate(keys)}
         group_of = np.array([position[k] for k in view.group_keys], dtype=np.int64)

@@ -49,8 +49,11 @@ class TransformersServer:
         self.model_config: HFModelConfig = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
         self.replica_rank = replica_rank
         self.model = AutoModelForCausalLM.from_pretrained(
-            self.model_config.local_path, torch_dtype=torch.float32, attn_implementation="sdpa",
-            trust_remote_code=self.model_config.trust_remote_code).eval()
+            self.model_config.local_path,
+            torch_dtype=torch.float32,
+            attn_implementation="sdpa",
+            trust_remote_code=self.model_config.trust_remote_code,
+        ).eval()
         generation = self.model.generation_config
         self.pad_token_id = generation.pad_token_id if generation.pad_token_id is not None else generation.eos_token_id
         self.global_steps: int | None = None
@@ -59,32 +62,50 @@ class TransformersServer:
     def ready(self) -> bool:
         return True
 
-    async def generate(self, prompt_ids: list[int], sampling_params: dict[str, Any], request_id: str | None = None,
-                       image_data: Any = None, video_data: Any = None, **kwargs: Any) -> TokenOutput:
+    async def generate(
+        self,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        request_id: str | None = None,
+        image_data: Any = None,
+        video_data: Any = None,
+        **kwargs: Any,
+    ) -> TokenOutput:
         if image_data is not None or video_data is not None:
-            raise NotImplementedError(f"the {ROLLOUT_NAME} rollout generates from text only; this request has images "
-                                      "or video")
+            raise NotImplementedError(
+                f"the {ROLLOUT_NAME} rollout generates from text only; this request has images or video"
+            )
         token_ids, log_probs = await asyncio.to_thread(self._generate, list(prompt_ids), dict(sampling_params))
-        return TokenOutput(token_ids=token_ids, log_probs=log_probs, stop_reason="completed",
-                           extra_fields={"global_steps": self.global_steps})
+        return TokenOutput(
+            token_ids=token_ids,
+            log_probs=log_probs,
+            stop_reason="completed",
+            extra_fields={"global_steps": self.global_steps},
+        )
 
     def _max_tokens(self, prompt_length: int, sampling_params: dict[str, Any]) -> int:
         budget = self.config.prompt_length + self.config.response_length - prompt_length
-        requested = sampling_params.get("max_tokens", sampling_params.get("max_new_tokens",
-                                                                          self.config.response_length))
+        requested = sampling_params.get(
+            "max_tokens", sampling_params.get("max_new_tokens", self.config.response_length)
+        )
         return max(1, min(requested, self.config.response_length, budget))
 
     @torch.no_grad()
     def _generate(self, prompt_ids: list[int], sampling_params: dict[str, Any]) -> tuple[list[int], list[float] | None]:
         temperature = float(sampling_params.get("temperature", 1.0))
         sample = temperature > 0
-        options: dict[str, Any] = dict(max_new_tokens=self._max_tokens(len(prompt_ids), sampling_params),
-                                       do_sample=sample, pad_token_id=self.pad_token_id,
-                                       return_dict_in_generate=True, output_logits=True)
+        options: dict[str, Any] = dict(
+            max_new_tokens=self._max_tokens(len(prompt_ids), sampling_params),
+            do_sample=sample,
+            pad_token_id=self.pad_token_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
         if sample:
             top_k = int(sampling_params.get("top_k", -1))
-            options.update(temperature=temperature, top_p=float(sampling_params.get("top_p", 1.0)),
-                           top_k=max(top_k, 0))  # verl's -1 and transformers' 0 both mean "off"
+            options.update(
+                temperature=temperature, top_p=float(sampling_params.get("top_p", 1.0)), top_k=max(top_k, 0)
+            )  # verl's -1 and transformers' 0 both mean "off"
         penalty = sampling_params.get("repetition_penalty", 1.0)
         if penalty != 1.0:
             options["repetition_penalty"] = float(penalty)
@@ -93,7 +114,7 @@ class TransformersServer:
         prompt = torch.tensor([prompt_ids])
         with self._lock:
             output = self.model.generate(prompt, attention_mask=torch.ones_like(prompt), **options)
-        tokens = output.sequences[0, len(prompt_ids):]  # ends at the first EOS, inclusive
+        tokens = output.sequences[0, len(prompt_ids) :]  # ends at the first EOS, inclusive
         if not sampling_params.get("logprobs", False):
             return tokens.tolist(), None
         # log-probs of the sampled tokens under the temperature-scaled distribution, as the trainer computes them
@@ -148,13 +169,21 @@ class TransformersReplica(RolloutReplica):
 
     async def launch_servers(self) -> None:
         if self.world_size != 1:
-            raise ValueError(f"the {ROLLOUT_NAME} rollout runs one process per replica: set "
-                             "actor_rollout_ref.rollout.tensor_model_parallel_size=1 (and data/pipeline parallel 1); "
-                             f"got world size {self.world_size}")
+            raise ValueError(
+                f"the {ROLLOUT_NAME} rollout runs one process per replica: set "
+                "actor_rollout_ref.rollout.tensor_model_parallel_size=1 (and data/pipeline parallel 1); "
+                f"got world size {self.world_size}"
+            )
         name = server_name(self.replica_rank, self.name_suffix)
-        server = ray.remote(TransformersServer).options(
-            name=name, num_cpus=0, max_concurrency=self.max_concurrency,
-        ).remote(config=self.config, model_config=self.model_config, replica_rank=self.replica_rank)
+        server = (
+            ray.remote(TransformersServer)
+            .options(
+                name=name,
+                num_cpus=0,
+                max_concurrency=self.max_concurrency,
+            )
+            .remote(config=self.config, model_config=self.model_config, replica_rank=self.replica_rank)
+        )
         await server.ready.remote()
         self.servers = [server]
         self._server_handle = server
@@ -167,12 +196,16 @@ class TransformersReplica(RolloutReplica):
 class TransformersServerAdapter(BaseRollout):
     """The hybrid worker's side: after each training step, sends the trained weights to the server."""
 
-    def __init__(self, config: RolloutConfig, model_config: HFModelConfig, device_mesh, replica_rank: int = -1,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, config: RolloutConfig, model_config: HFModelConfig, device_mesh, replica_rank: int = -1, **kwargs: Any
+    ) -> None:
         super().__init__(config, model_config, device_mesh)
         rank = int(os.environ.get("RANK", "0"))
-        world_size = (self.config.tensor_model_parallel_size * self.config.data_parallel_size
-                      * self.config.pipeline_model_parallel_size)
+        world_size = (
+            self.config.tensor_model_parallel_size
+            * self.config.data_parallel_size
+            * self.config.pipeline_model_parallel_size
+        )
         self.replica_rank = rank // world_size if replica_rank == -1 else replica_rank
         self.is_leader = rank % world_size == 0
         self._server = None
@@ -189,15 +222,24 @@ class TransformersServerAdapter(BaseRollout):
         return None
 
     @torch.no_grad()
-    async def update_weights(self, weights, wire_format: str = "named_tensors", global_steps: int | None = None,
-                             peft_config: Any = None, **kwargs: Any) -> None:
+    async def update_weights(
+        self,
+        weights,
+        wire_format: str = "named_tensors",
+        global_steps: int | None = None,
+        peft_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
         if wire_format != "named_tensors":
-            raise NotImplementedError(f"the {ROLLOUT_NAME} rollout takes full weights (wire_format='named_tensors'), "
-                                      f"got {wire_format!r}: set "
-                                      "actor_rollout_ref.rollout.checkpoint_engine.backend=naive")
+            raise NotImplementedError(
+                f"the {ROLLOUT_NAME} rollout takes full weights (wire_format='named_tensors'), "
+                f"got {wire_format!r}: set "
+                "actor_rollout_ref.rollout.checkpoint_engine.backend=naive"
+            )
         if peft_config is not None:
-            raise NotImplementedError(f"the {ROLLOUT_NAME} rollout takes merged weights only: set "
-                                      "actor_rollout_ref.model.lora.merge=True")
+            raise NotImplementedError(
+                f"the {ROLLOUT_NAME} rollout takes merged weights only: set actor_rollout_ref.model.lora.merge=True"
+            )
         state = {}
         async for name, tensor in ensure_async_iterator(weights):  # every rank consumes: gathering may be collective
             if self.is_leader:
@@ -205,4 +247,3 @@ class TransformersServerAdapter(BaseRollout):
                 state[name] = tensor.detach().to("cpu", copy=True)
         if self.is_leader:
             await self._server_handle().load_weights.remote(state, global_steps)
-

@@ -34,9 +34,11 @@ from typing import Any
 from verl_fair.groups.labels import MISSING_TEXT, UNK, group_key, parse_demo_string
 from verl_fair.reward_fns.clinical_diagnosis import LABEL_SEPARATORS
 
-INSTRUCTION = (" You FIRST think about the reasoning process as an internal monologue and then provide the final "
-               "answer. The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST "
-               "BE put in \\boxed{}.")
+INSTRUCTION = (
+    " You FIRST think about the reasoning process as an internal monologue and then provide the final "
+    "answer. The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST "
+    "BE put in \\boxed{}."
+)
 ABILITY = "medical_diagnosis"
 SEX_VALUES = {"m": "M", "male": "M", "man": "M", "f": "F", "female": "F", "woman": "F"}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -195,8 +197,16 @@ class TableSpec:
             raise ValueError("give exactly one of --data-source NAME or --data-source-column COLUMN")
         if bool(self.label_column) == bool(self.label_columns):
             raise ValueError("give exactly one of --label-column COLUMN or --label-columns COLUMN [COLUMN ...]")
-        wanted = [self.data_source_column, self.label_column, self.image_column, self.sex_column, self.age_column,
-                  self.id_column, *self.label_columns, *self.attribute_columns.values()]
+        wanted = [
+            self.data_source_column,
+            self.label_column,
+            self.image_column,
+            self.sex_column,
+            self.age_column,
+            self.id_column,
+            *self.label_columns,
+            *self.attribute_columns.values(),
+        ]
         missing = sorted({c for c in wanted if c and c not in columns})
         if missing:
             raise ValueError(f"columns {missing} are not in the table; it has {sorted(columns)}")
@@ -223,9 +233,11 @@ def read_table(path: Path, spec: TableSpec) -> Iterator[Example | RowError]:
         else:
             labels = [c for c in spec.label_columns if str(row[c]).strip().lower() in positive]
         labels = [spec.label_map.get(label, label) for label in labels]
-        raw = {"sex": row.get(spec.sex_column) if spec.sex_column else None,
-               "age": row.get(spec.age_column) if spec.age_column else None,
-               **{name: row.get(column) for name, column in spec.attribute_columns.items()}}
+        raw = {
+            "sex": row.get(spec.sex_column) if spec.sex_column else None,
+            "age": row.get(spec.age_column) if spec.age_column else None,
+            **{name: row.get(column) for name, column in spec.attribute_columns.items()},
+        }
         try:
             question = spec.question.format_map(row)
         except (KeyError, ValueError) as error:
@@ -287,8 +299,11 @@ def in_validation(example: Example, fraction: float, seed: int) -> bool:
 
 def to_row(example: Example, number: int, split: str, embed_images: bool, report: Report) -> dict[str, Any]:
     """The verl parquet row of a checked example."""
-    images = ([{"bytes": p.read_bytes()} for p in example.images] if embed_images
-              else [str(p.resolve()) for p in example.images])
+    images = (
+        [{"bytes": p.read_bytes()} for p in example.images]
+        if embed_images
+        else [str(p.resolve()) for p in example.images]
+    )
     content = "<image>" * len(example.images) + example.question + INSTRUCTION
     return {
         "data_source": example.data_source,
@@ -296,8 +311,13 @@ def to_row(example: Example, number: int, split: str, embed_images: bool, report
         "images": images,
         "ability": ABILITY,
         "reward_model": {"style": "rule", "ground_truth": ", ".join(example.labels)},
-        "extra_info": {"index": number, "split": split, "source_id": example.source_id,
-                       "modality": example.modality, "demographics": demographics(example.demographics, report)},
+        "extra_info": {
+            "index": number,
+            "split": split,
+            "source_id": example.source_id,
+            "modality": example.modality,
+            "demographics": demographics(example.demographics, report),
+        },
     }
 
 
@@ -334,9 +354,19 @@ def balanced(rows: list[dict], seed: int, group_attributes: Sequence[str]) -> li
     return out
 
 
-def prepare(examples: Iterable[Example | RowError], output: Path, *, val_fraction: float = 0.1, seed: int = 0,
-            embed_images: bool = True, on_error: str = "skip", report: Report, total: int | None = None,
-            group_attributes: Sequence[str] = ("sex", "age"), balance: bool = False) -> Report:
+def prepare(
+    examples: Iterable[Example | RowError],
+    output: Path,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    embed_images: bool = True,
+    on_error: str = "skip",
+    report: Report,
+    total: int | None = None,
+    group_attributes: Sequence[str] = ("sex", "age"),
+    balance: bool = False,
+) -> Report:
     """Check, split and write ``train.parquet`` / ``val.parquet`` under ``output``; with ``balance`` also
     ``train_balanced.parquet`` (see :func:`balanced`)."""
     import pandas as pd
@@ -381,8 +411,10 @@ def write_summary(report: Report, output: Path, threshold: int) -> str:
     if len(report.skipped) > 20:
         lines.append(f"  ... and {len(report.skipped) - 20} more in summary.json")
     if report.unusable_demographics:
-        lines.append("unusable demographic values (kept as unknown): " + ", ".join(
-            f"{a} {r}: {n}" for (a, r), n in sorted(report.unusable_demographics.items())))
+        lines.append(
+            "unusable demographic values (kept as unknown): "
+            + ", ".join(f"{a} {r}: {n}" for (a, r), n in sorted(report.unusable_demographics.items()))
+        )
     lines.append("prompts per (data source, group):")
     for (source, group), count in sorted(report.groups.items()):
         flag = f"   <-- below {threshold}" if count < threshold else ""

@@ -18,9 +18,11 @@ from verl_fair.demo.model import Example
 
 DATA_SOURCE = "diabetes"
 ATTRIBUTES = ("sex_code", "age")
-QUESTION = ("A patient with diabetes has BMI {bmi}, mean blood pressure {bp}, total cholesterol {s1}, LDL {s2}, "
-            "HDL {s3}, cholesterol/HDL {s4}, log triglycerides {s5} and blood sugar {s6}. Will the disease "
-            "progress more than for the median patient within a year? Options: progression, no progression.")
+QUESTION = (
+    "A patient with diabetes has BMI {bmi}, mean blood pressure {bp}, total cholesterol {s1}, LDL {s2}, "
+    "HDL {s3}, cholesterol/HDL {s4}, log triglycerides {s5} and blood sugar {s6}. Will the disease "
+    "progress more than for the median patient within a year? Options: progression, no progression."
+)
 
 
 def patient_table(folder: str | Path) -> Path:
@@ -28,8 +30,7 @@ def patient_table(folder: str | Path) -> Path:
     from sklearn.datasets import load_diabetes
 
     frame = load_diabetes(as_frame=True, scaled=False).frame
-    frame["outcome"] = (frame["target"] > frame["target"].median()).map({True: "progression",
-                                                                        False: "no progression"})
+    frame["outcome"] = (frame["target"] > frame["target"].median()).map({True: "progression", False: "no progression"})
     frame["sex"] = frame["sex"].astype(int).astype(str)
     frame["patient"] = [f"p{i}" for i in range(len(frame))]
     path = Path(folder) / "diabetes.csv"
@@ -39,9 +40,25 @@ def patient_table(folder: str | Path) -> Path:
 
 def prepare_arguments(table: Path) -> list[str]:
     """``verl-fair prepare`` arguments that turn :func:`patient_table` into verl parquet files."""
-    return ["prepare", "table", str(table), "--data-source", DATA_SOURCE, "--label-column", "outcome",
-            "--attribute-column", "sex_code=sex", "--age-column", "age", "--id-column", "patient",
-            "--question", QUESTION, "--group-attributes", *ATTRIBUTES]
+    return [
+        "prepare",
+        "table",
+        str(table),
+        "--data-source",
+        DATA_SOURCE,
+        "--label-column",
+        "outcome",
+        "--attribute-column",
+        "sex_code=sex",
+        "--age-column",
+        "age",
+        "--id-column",
+        "patient",
+        "--question",
+        QUESTION,
+        "--group-attributes",
+        *ATTRIBUTES,
+    ]
 
 
 def prepare(options: list[str]) -> int:
@@ -55,5 +72,11 @@ def prepare(options: list[str]) -> int:
 def examples(parquet: str | Path) -> list[Example]:
     """Prompts of a prepared file with their gold answer boxed, grouped by sex code."""
     frame = pd.read_parquet(parquet)
-    return [Example(messages=[dict(m) for m in row.prompt], answer=f"\\boxed{{{row.reward_model['ground_truth']}}}",
-                    group=str(row.extra_info["demographics"]["sex_code"])) for row in frame.itertuples()]
+    return [
+        Example(
+            messages=[dict(m) for m in row.prompt],
+            answer=f"\\boxed{{{row.reward_model['ground_truth']}}}",
+            group=str(row.extra_info["demographics"]["sex_code"]),
+        )
+        for row in frame.itertuples()
+    ]

@@ -18,8 +18,10 @@ from pathlib import Path
 import torch
 
 PAD, BOS, EOS = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
-CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 @dataclass(frozen=True)
@@ -38,28 +40,49 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 1024):
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, BOS, EOS],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD, bos_token=None,
-                                   chat_template=CHAT_TEMPLATE, model_max_length=1024)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token=EOS,
+        pad_token=PAD,
+        bos_token=None,
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=1024,
+    )
 
 
 def random_model(tokenizer, seed: int):
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None, attn_implementation="sdpa")
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        attn_implementation="sdpa",
+    )
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     return model
 
 
-def warm_start(model, tokenizer, examples: Sequence[Example], epochs: int, seed: int, lr: float = 3e-3,
-               batch_size: int = 16) -> None:
+def warm_start(
+    model, tokenizer, examples: Sequence[Example], epochs: int, seed: int, lr: float = 3e-3, batch_size: int = 16
+) -> None:
     """Teacher-forced training on prompt -> answer (loss on the answer only)."""
     rows = []
     for example in examples:
@@ -73,7 +96,7 @@ def warm_start(model, tokenizer, examples: Sequence[Example], epochs: int, seed:
     for _ in range(epochs):
         order.shuffle(rows)
         for start in range(0, len(rows), batch_size):
-            ids, labels, mask = _batch(rows[start:start + batch_size], tokenizer.pad_token_id)
+            ids, labels, mask = _batch(rows[start : start + batch_size], tokenizer.pad_token_id)
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             optimizer.zero_grad()
             loss.backward()
@@ -88,9 +111,9 @@ def _batch(rows, pad_id: int):
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, (prompt, answer) in enumerate(rows):
         sequence = prompt + answer
-        ids[i, :len(sequence)] = torch.tensor(sequence)
-        labels[i, len(prompt):len(sequence)] = torch.tensor(answer)
-        mask[i, :len(sequence)] = 1
+        ids[i, : len(sequence)] = torch.tensor(sequence)
+        labels[i, len(prompt) : len(sequence)] = torch.tensor(answer)
+        mask[i, : len(sequence)] = 1
     return ids, labels, mask
 
 

@@ -45,23 +45,32 @@ TASK_OVERRIDES = (
 )
 
 
-def run_overrides(inputs: Path, output: Path, *, steps: int, batch_size: int, n: int,
-                  save_freq: int | None = None) -> list[str]:
+def run_overrides(
+    inputs: Path, output: Path, *, steps: int, batch_size: int, n: int, save_freq: int | None = None
+) -> list[str]:
     """The run on the host: the task and model in ``inputs`` (data/, model/), everything written to ``output``."""
     micro = min(batch_size, 8)
     return [
         *cpu.HYDRA_OVERRIDES,
-        f"data.train_files={inputs / 'data' / TRAIN_FILES[0]}", f"data.val_files={inputs / 'data' / TRAIN_FILES[1]}",
-        f"data.train_batch_size={batch_size}", "data.max_prompt_length=192", "data.max_response_length=16",
+        f"data.train_files={inputs / 'data' / TRAIN_FILES[0]}",
+        f"data.val_files={inputs / 'data' / TRAIN_FILES[1]}",
+        f"data.train_batch_size={batch_size}",
+        "data.max_prompt_length=192",
+        "data.max_response_length=16",
         f"actor_rollout_ref.model.path={inputs / 'model'}",
         f"actor_rollout_ref.actor.ppo_mini_batch_size={batch_size}",
         f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro}",
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={micro}",
-        f"actor_rollout_ref.rollout.n={n}", "actor_rollout_ref.actor.optim.lr=3e-4",
-        f"trainer.total_training_steps={steps}", f"trainer.test_freq={steps}",
+        f"actor_rollout_ref.rollout.n={n}",
+        "actor_rollout_ref.actor.optim.lr=3e-4",
+        f"trainer.total_training_steps={steps}",
+        f"trainer.test_freq={steps}",
         f"trainer.save_freq={save_freq or steps}",
-        f"trainer.default_local_dir={output / 'checkpoints'}", f"trainer.validation_data_dir={output / 'validation'}",
-        "trainer.logger=[console,file]", "trainer.project_name=verl-fair", "trainer.experiment_name=cpu-demo",
+        f"trainer.default_local_dir={output / 'checkpoints'}",
+        f"trainer.validation_data_dir={output / 'validation'}",
+        "trainer.logger=[console,file]",
+        "trainer.project_name=verl-fair",
+        "trainer.experiment_name=cpu-demo",
     ]
 
 
@@ -69,13 +78,25 @@ def shipped_config_command(overrides: Sequence[str]) -> list[str]:
     """``main_ppo`` with the shipped ``fair_grpo_trainer`` config, the task's groups and ``overrides``."""
     from verl_fair.cli import configs_folder
 
-    return [sys.executable, "-m", "verl.trainer.main_ppo", f"--config-path={configs_folder()}",
-            "--config-name=fair_grpo_trainer", *TASK_OVERRIDES, *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "verl.trainer.main_ppo",
+        f"--config-path={configs_folder()}",
+        "--config-name=fair_grpo_trainer",
+        *TASK_OVERRIDES,
+        *overrides,
+    ]
 
 
 def trainer_env(output: Path) -> dict[str, str]:
-    return {**os.environ, cpu.PLATFORM_ENV: "cpu", "VERL_FILE_LOGGER_PATH": str(output / "metrics.jsonl"),
-            "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return {
+        **os.environ,
+        cpu.PLATFORM_ENV: "cpu",
+        "VERL_FILE_LOGGER_PATH": str(output / "metrics.jsonl"),
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 def build_inputs(workdir: Path, seed: int = 0) -> None:
@@ -147,12 +168,16 @@ def group_table(records: list[dict]) -> str:
                 seen[group][slot + 1] += value * reward
             elif name.startswith("fair/estimator/") and len(parts) == 5 and parts[4] in ("weight", "adv_share"):
                 last[f"{parts[2]} {parts[3]}"][parts[4]] = value
-    rows = [f"{'data source, group':<22}{'prompts':>8}{'reward 1st half':>17}{'2nd half':>10}"
-            f"{'FairGRPO weight':>17}{'adv share':>11}"]
+    rows = [
+        f"{'data source, group':<22}{'prompts':>8}{'reward 1st half':>17}{'2nd half':>10}"
+        f"{'FairGRPO weight':>17}{'adv share':>11}"
+    ]
     for group in sorted(seen):
         first, first_sum, second, second_sum = seen[group]
-        rows.append(f"{group:<22}{first + second:>8.0f}{_mean(first_sum, first):>17}{_mean(second_sum, second):>10}"
-                    f"{_number(last[group].get('weight')):>17}{_number(last[group].get('adv_share')):>11}")
+        rows.append(
+            f"{group:<22}{first + second:>8.0f}{_mean(first_sum, first):>17}{_mean(second_sum, second):>10}"
+            f"{_number(last[group].get('weight')):>17}{_number(last[group].get('adv_share')):>11}"
+        )
     return "\n".join(rows)
 
 
@@ -183,9 +208,11 @@ def check_memory(required_gb: float) -> str | None:
     available = psutil.virtual_memory().available / 1e9
     if available >= required_gb:
         return None
-    return (f"verl-fair demo: {available:.1f} GB of RAM available, the CPU run needs about {required_gb:.1f} GB "
-            "(Ray, a trainer worker, a rollout server and TransferQueue). Close other programs, or pass "
-            "--min-memory-gb to try anyway.")
+    return (
+        f"verl-fair demo: {available:.1f} GB of RAM available, the CPU run needs about {required_gb:.1f} GB "
+        "(Ray, a trainer worker, a rollout server and TransferQueue). Close other programs, or pass "
+        "--min-memory-gb to try anyway."
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -195,10 +222,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=4, help="rollouts per prompt")
     parser.add_argument("--output", default="outputs/demo", help="folder for data, model, logs, checkpoints, report")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data split and the model")
-    parser.add_argument("--min-memory-gb", type=float, default=MIN_MEMORY_GB,
-                        help="stop at once when less RAM than this is available")
-    parser.add_argument("overrides", nargs="*", help="more Hydra overrides for main_ppo, e.g. "
-                        "algorithm.fair_grpo.variant=official")
+    parser.add_argument(
+        "--min-memory-gb", type=float, default=MIN_MEMORY_GB, help="stop at once when less RAM than this is available"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="more Hydra overrides for main_ppo, e.g. algorithm.fair_grpo.variant=official"
+    )
     return parser.parse_args(argv)
 
 
@@ -214,8 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     print(f"[1/3] embedded task and tiny model -> {workdir}")
     build_inputs(workdir, args.seed)
-    command = shipped_config_command([*run_overrides(workdir, workdir, steps=args.steps, batch_size=args.batch_size,
-                                                     n=args.n), *args.overrides])
+    command = shipped_config_command(
+        [*run_overrides(workdir, workdir, steps=args.steps, batch_size=args.batch_size, n=args.n), *args.overrides]
+    )
     log, metrics = workdir / "train.log", workdir / "metrics.jsonl"
     print(f"[2/3] {cpu.PLATFORM_ENV}=cpu python {shlex.join(command[1:])}\n      trainer output: {log}")
     code, peak = run_trainer(command, trainer_env(workdir), log, metrics, args.steps)
@@ -225,8 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"verl-fair demo: the trainer failed (exit code {code}); its whole output is in {log}", file=sys.stderr)
         return code
     records = read_metrics(metrics)
-    print(f"\n[3/3] per-group training signal ({args.steps} steps, {time.time() - started:.0f} s, "
-          f"peak RAM {peak:.1f} GB)\n")
+    print(
+        f"\n[3/3] per-group training signal ({args.steps} steps, {time.time() - started:.0f} s, "
+        f"peak RAM {peak:.1f} GB)\n"
+    )
     print(group_table(records))
     print("\n" + validation_line(records))
     from verl_fair.cli import main as cli

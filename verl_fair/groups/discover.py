@@ -39,14 +39,25 @@ def cluster(features: np.ndarray, k: int | None, k_max: int, seed: int) -> np.nd
     distinct = len(np.unique(features, axis=0))
     if k is not None:
         return KMeans(n_clusters=min(k, distinct), n_init="auto", random_state=seed).fit(features).labels_
-    models = [KMeans(n_clusters=j, n_init="auto", random_state=seed).fit(features)
-              for j in range(1, min(k_max, distinct) + 1)]
+    models = [
+        KMeans(n_clusters=j, n_init="auto", random_state=seed).fit(features) for j in range(1, min(k_max, distinct) + 1)
+    ]
     return models[select_k_elbow([m.inertia_ for m in models], tol=0.10) - 1].labels_
 
 
-def discover(input_path: Path, output_path: Path, feature_column: str, *, k: int | None = None, k_max: int = 8,
-             seed: int = 0, prefix: str = "cluster", data_source_key: str = "data_source",
-             attributes: Sequence[str] = ("sex", "age"), overwrite: bool = False) -> dict[str, Any]:
+def discover(
+    input_path: Path,
+    output_path: Path,
+    feature_column: str,
+    *,
+    k: int | None = None,
+    k_max: int = 8,
+    seed: int = 0,
+    prefix: str = "cluster",
+    data_source_key: str = "data_source",
+    attributes: Sequence[str] = ("sex", "age"),
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Write ``output_path`` (the input with ``extra_info.fair_group`` set) and return the report."""
     import pandas as pd
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -74,8 +85,11 @@ def discover(input_path: Path, output_path: Path, feature_column: str, *, k: int
         labels = cluster(np.stack([v for v in vectors if v is not None]), k, k_max, seed)
         for r, label in zip(usable, labels):
             infos[r]["fair_group"] = f"{prefix}{label}"
-        entry: dict[str, Any] = {"rows": len(rows), "clustered": len(usable),
-                                 "sizes": dict(sorted(Counter(f"{prefix}{c}" for c in labels).items()))}
+        entry: dict[str, Any] = {
+            "rows": len(rows),
+            "clustered": len(usable),
+            "sizes": dict(sorted(Counter(f"{prefix}{c}" for c in labels).items())),
+        }
         truth = [group_key({k_: v for k_, v in infos[r].items() if k_ != "fair_group"}, attributes) for r in usable]
         known = [i for i, t in enumerate(truth) if t != UNK]
         if len(known) >= 2:

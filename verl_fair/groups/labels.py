@@ -87,8 +87,9 @@ def _age_status(value: Any, bins: Sequence[float]) -> tuple[str, str | None]:
     return f"A{len(bins) + 1}", None
 
 
-def attribute_status(extra_info: Mapping[str, Any], attribute: str,
-                     age_bins: Sequence[float]) -> tuple[str, str | None]:
+def attribute_status(
+    extra_info: Mapping[str, Any], attribute: str, age_bins: Sequence[float]
+) -> tuple[str, str | None]:
     """(component of the group key, why it is UNK or None) for one attribute of one row."""
     value = _lookup(extra_info, attribute)
     if value is _NOT_FOUND:
@@ -116,8 +117,9 @@ def _join(parts: Sequence[str]) -> str:
     return UNK if all(p == UNK for p in parts) else ",".join(parts)
 
 
-def group_key(extra_info: Any, attributes: Sequence[str] = ("sex", "age"),
-              age_bins: Sequence[float] = (25.0, 50.0, 75.0)) -> str:
+def group_key(
+    extra_info: Any, attributes: Sequence[str] = ("sex", "age"), age_bins: Sequence[float] = (25.0, 50.0, 75.0)
+) -> str:
     """The intersectional group key of one row; UNK when no attribute is known."""
     if not isinstance(extra_info, Mapping):
         return UNK
@@ -167,16 +169,20 @@ class GroupLabeler:
         """Warn once per attribute absent from every row of a batch whose rows do carry demographics."""
         carries_demographics = any(present.values()) or any(
             isinstance(info, Mapping) and (info.get("demographics") or isinstance(info.get("demo"), str))
-            for info in extra_infos)
+            for info in extra_infos
+        )
         if not carries_demographics:
             return
         for attribute in self.attributes:
             if present[attribute] == 0 and attribute not in self.reported_:
                 self.reported_.add(attribute)
                 seen = sorted({k for info in extra_infos[:50] if isinstance(info, Mapping) for k in _keys(info)})
-                logger.warning("fair_grpo group attribute %r is in no row of this batch (extra_info keys seen: %s). "
-                               "Misspelt in algorithm.fair_grpo.group_attributes? Every prompt is UNK for it.",
-                               attribute, seen)
+                logger.warning(
+                    "fair_grpo group attribute %r is in no row of this batch (extra_info keys seen: %s). "
+                    "Misspelt in algorithm.fair_grpo.group_attributes? Every prompt is UNK for it.",
+                    attribute,
+                    seen,
+                )
 
 
 def _keys(info: Mapping[str, Any]) -> list[str]:

@@ -74,8 +74,9 @@ class OfficialLatentGroups:
         self.vectors_: dict[str, list[np.ndarray]] = {}
         self.first_visit_: dict[str, dict[str, int]] = {}
 
-    def assign(self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str],
-               unk_visits: float, step: int) -> LatentAssignment:
+    def assign(
+        self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str], unk_visits: float, step: int
+    ) -> LatentAssignment:
         """Add this step's UNK prompts of ``domain`` to its history, refit, label them."""
         from sklearn.cluster import KMeans
 
@@ -88,16 +89,19 @@ class OfficialLatentGroups:
                 vector = quantile_vector(vector, dim)
             history.append(np.asarray(vector, dtype=np.float32))
         x = np.stack(history)
-        model, _ = _fit_elbow(x, self.config.k_max, self.config.tol,
-                              lambda k: KMeans(n_clusters=k, n_init="auto", random_state=0))
+        model, _ = _fit_elbow(
+            x, self.config.k_max, self.config.tol, lambda k: KMeans(n_clusters=k, n_init="auto", random_state=0)
+        )
         counts = np.unique(model.labels_, return_counts=True)[1].astype(np.float64)
         labels = model.labels_[[first[uid] for uid in uids]]
         means = np.array([float(model.cluster_centers_[c].mean()) for c in labels], dtype=np.float64)
         return LatentAssignment(labels.astype(np.int64), counts[labels], means)
 
     def state_dict(self) -> dict:
-        return {"vectors": {d: np.stack(v) for d, v in self.vectors_.items()},
-                "first_visit": {d: dict(f) for d, f in self.first_visit_.items()}}
+        return {
+            "vectors": {d: np.stack(v) for d, v in self.vectors_.items()},
+            "first_visit": {d: dict(f) for d, f in self.first_visit_.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.vectors_ = {d: list(np.asarray(v, dtype=np.float32)) for d, v in state["vectors"].items()}
@@ -138,8 +142,9 @@ class LatentGroups:
                 out[i] = np.sort(vector) if self.config.features == "sorted" else vector
         return out
 
-    def assign(self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str],
-               unk_visits: float, step: int) -> LatentAssignment:
+    def assign(
+        self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str], unk_visits: float, step: int
+    ) -> LatentAssignment:
         """Cluster memory plus this step's UNK prompts of ``domain``; label the prompts; update memory.
 
         ``unk_visits`` is the domain's UNK question visits in the statistics window: a cluster's N_g is
@@ -165,7 +170,7 @@ class LatentGroups:
         model, models = _fit_elbow(x, self.config.k_max, self.config.tol, make_kmeans)
         mem.warm = {k: m.cluster_centers_.copy() for k, m in models.items()}
         ids = self._stable_ids(mem, model.cluster_centers_)
-        labels = model.labels_[len(mem.vectors):]
+        labels = model.labels_[len(mem.vectors) :]
         counts = np.bincount(model.labels_, minlength=len(ids)).astype(np.float64)
         sizes = counts[labels] / len(x) * unk_visits
         means = model.cluster_centers_.mean(axis=1)[labels]
@@ -217,9 +222,19 @@ class LatentGroups:
     def state_dict(self) -> dict:
         return {
             "rng": self.rng_.bit_generator.state,
-            "domains": {d: {"dim": m.dim, "vectors": m.vectors, "steps": m.steps, "seen": m.seen,
-                            "centroids": m.centroids, "ids": m.ids, "warm": dict(m.warm), "next_id": m.next_id}
-                        for d, m in self.domains_.items()},
+            "domains": {
+                d: {
+                    "dim": m.dim,
+                    "vectors": m.vectors,
+                    "steps": m.steps,
+                    "seen": m.seen,
+                    "centroids": m.centroids,
+                    "ids": m.ids,
+                    "warm": dict(m.warm),
+                    "next_id": m.next_id,
+                }
+                for d, m in self.domains_.items()
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:

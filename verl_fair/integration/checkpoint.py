@@ -91,11 +91,15 @@ def restore(config) -> bool:
     fresh_ok = os.environ.get(FRESH_STATE_ENV, "").lower() in ("1", "true", "yes")
     path = folder / STATE_FILE
     if not path.is_file():
-        message = (f"verl resumes from {folder}, but it holds no FairGRPO state ({STATE_FILE}): the group "
-                   "statistics and clustering memory would restart from zero.")
+        message = (
+            f"verl resumes from {folder}, but it holds no FairGRPO state ({STATE_FILE}): the group "
+            "statistics and clustering memory would restart from zero."
+        )
         if not fresh_ok:
-            raise RuntimeError(message + f" Set {FRESH_STATE_ENV}=1 to accept that, or resume from a checkpoint "
-                               "written with verl_fair.integration.checkpoint.FairStateCallback.")
+            raise RuntimeError(
+                message + f" Set {FRESH_STATE_ENV}=1 to accept that, or resume from a checkpoint "
+                "written with verl_fair.integration.checkpoint.FairStateCallback."
+            )
         logger.warning(message + f" Continuing because {FRESH_STATE_ENV} is set.")
         return False
     with path.open("rb") as f:

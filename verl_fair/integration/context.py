@@ -32,8 +32,11 @@ def get_state(config: FairGRPOConfig | None = None) -> FairGRPO | None:
     with _lock:
         if config is not None and (_state is None or _state.config != config):
             if _state is not None:
-                logger.warning("algorithm.fair_grpo settings changed in this process: FairGRPO statistics "
-                               "restart from zero (was %s steps).", _state.steps_)
+                logger.warning(
+                    "algorithm.fair_grpo settings changed in this process: FairGRPO statistics "
+                    "restart from zero (was %s steps).",
+                    _state.steps_,
+                )
             _state = FairGRPO(config)
         return _state
 

@@ -34,8 +34,7 @@ class PromptRecord:
 
 def metric_name(*parts: str) -> str:
     """``fair/<parts>`` with '/' inside a part replaced and aggregation keywords split by '_'."""
-    clean = [_AGGREGATION_WORDS.sub(lambda m: m.group(0)[0] + "_" + m.group(0)[1:], p.replace("/", "_"))
-             for p in parts]
+    clean = [_AGGREGATION_WORDS.sub(lambda m: m.group(0)[0] + "_" + m.group(0)[1:], p.replace("/", "_")) for p in parts]
     return "/".join(["fair", *clean])
 
 
@@ -51,7 +50,8 @@ def training_metrics(records: list[PromptRecord], state) -> dict[str, float]:
         if rewards:
             metrics[metric_name("train", domain, group, "reward_mean")] = float(np.mean(rewards))
             metrics[metric_name("train", domain, group, "zero_variance_rate")] = float(
-                np.mean([len(set(m.rewards)) <= 1 for m in members]))
+                np.mean([len(set(m.rewards)) <= 1 for m in members])
+            )
     metrics[metric_name("train", "unk_share")] = float(np.mean([r.group == UNK for r in records])) if records else 0.0
     if state is not None and len(state.last_prompt_weights):
         metrics.update(estimator_metrics(state))

@@ -36,19 +36,24 @@ def plan_run(config) -> RunPlan:
     except FairGRPOConfigError as error:
         plan.problems.append(str(error))
         return plan
-    plan.facts.append(f"fair_grpo: variant={fair.variant}, weighting={fair.weighting}, history={fair.history.mode}, "
-                      f"groups from {list(fair.group_attributes)} within {fair.data_source_key!r}.")
+    plan.facts.append(
+        f"fair_grpo: variant={fair.variant}, weighting={fair.weighting}, history={fair.history.mode}, "
+        f"groups from {list(fair.group_attributes)} within {fair.data_source_key!r}."
+    )
     if config.trainer.get("use_v1", True):
         _plan_v1(config, fair, plan)
     elif legacy.requested():
-        plan.facts.append("legacy trainer: labelled; the legacy adapter hands non_tensor_batch to fair_grpo. "
-                          "FairGRPO statistics are not checkpointed on this trainer.")
+        plan.facts.append(
+            "legacy trainer: labelled; the legacy adapter hands non_tensor_batch to fair_grpo. "
+            "FairGRPO statistics are not checkpointed on this trainer."
+        )
     elif fair.labels == "none":
         plan.facts.append("legacy trainer: labels ignored (labels=none); groups are latent clusters.")
     else:
         plan.problems.append(
             "trainer.use_v1=False without the legacy adapter: fair_grpo would see no data source or demographics "
-            f"and run label-free. Set {legacy.ENV}=1 in the run's environment (or use the v1 trainer).")
+            f"and run label-free. Set {legacy.ENV}=1 in the run's environment (or use the v1 trainer)."
+        )
     return plan
 
 
@@ -59,23 +64,35 @@ def _plan_v1(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
         kwargs = sampler.get("sampler_kwargs", None) or {}
         sampler_fair = FairGRPOConfig.from_algorithm({"fair_grpo": kwargs.get("fair_grpo", None) or {}})
         if (sampler_fair.group_attributes, sampler_fair.age_bins, sampler_fair.data_source_key) != (
-                fair.group_attributes, fair.age_bins, fair.data_source_key):
+            fair.group_attributes,
+            fair.age_bins,
+            fair.data_source_key,
+        ):
             plan.problems.append(
                 "the metadata sampler builds groups with other settings than algorithm.fair_grpo: set "
-                "trainer.v1.sampler.sampler_kwargs.fair_grpo='${algorithm.fair_grpo}' (the shipped config does).")
-        plan.facts.append("v1 trainer: labelled; the metadata sampler reads data_source and extra_info from "
-                          "TransferQueue and logs fair/train/* and fair/estimator/* every step.")
+                "trainer.v1.sampler.sampler_kwargs.fair_grpo='${algorithm.fair_grpo}' (the shipped config does)."
+            )
+        plan.facts.append(
+            "v1 trainer: labelled; the metadata sampler reads data_source and extra_info from "
+            "TransferQueue and logs fair/train/* and fair/estimator/* every step."
+        )
     elif fair.labels == "required":
-        plan.problems.append("algorithm.fair_grpo.labels=required but no metadata sampler is configured: set "
-                             f"trainer.v1.sampler.custom_sampler.path={SAMPLER_PATH} and .name=FairReplayBuffer, "
-                             "or use the shipped fair_grpo_trainer config.")
+        plan.problems.append(
+            "algorithm.fair_grpo.labels=required but no metadata sampler is configured: set "
+            f"trainer.v1.sampler.custom_sampler.path={SAMPLER_PATH} and .name=FairReplayBuffer, "
+            "or use the shipped fair_grpo_trainer config."
+        )
     else:
-        plan.facts.append("v1 trainer: LABEL-FREE (no metadata sampler): every prompt is UNK in one domain and "
-                          "groups are latent clusters. For labels, set trainer.v1.sampler.custom_sampler.path="
-                          f"{SAMPLER_PATH} and .name=FairReplayBuffer, or use the shipped fair_grpo_trainer config.")
+        plan.facts.append(
+            "v1 trainer: LABEL-FREE (no metadata sampler): every prompt is UNK in one domain and "
+            "groups are latent clusters. For labels, set trainer.v1.sampler.custom_sampler.path="
+            f"{SAMPLER_PATH} and .name=FairReplayBuffer, or use the shipped fair_grpo_trainer config."
+        )
     if config.trainer.get("checkpoint_callback_class", None) == CALLBACK:
         folder = os.path.join(str(config.trainer.default_local_dir), "global_step_<N>", "verl_fair_state.pkl")
         plan.facts.append(f"FairGRPO state is saved with every checkpoint to {folder} and restored on resume.")
     else:
-        plan.facts.append("FairGRPO state is NOT checkpointed: a resumed run restarts its group statistics. "
-                          f"Set trainer.checkpoint_callback_class={CALLBACK}.")
+        plan.facts.append(
+            "FairGRPO state is NOT checkpointed: a resumed run restarts its group statistics. "
+            f"Set trainer.checkpoint_callback_class={CALLBACK}."
+        )

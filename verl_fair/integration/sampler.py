@@ -23,8 +23,8 @@ import transfer_queue as tq
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
 
 from verl_fair.config import FairGRPOConfig
-from verl_fair.integration import context
 from verl_fair.groups.labels import UNK, GroupLabeler
+from verl_fair.integration import context
 from verl_fair.integration.group_metrics import PromptRecord, metric_name, training_metrics
 
 logger = logging.getLogger(__name__)
@@ -90,8 +90,10 @@ def prompt_records(data, cfg: FairGRPOConfig, labeler: GroupLabeler) -> list[Pro
         first.setdefault(uid, row)
     first_rows = list(first.values())
     groups = labeler.assign([infos[r] for r in first_rows]) if infos is not None else [UNK] * len(first_rows)
-    records = {uids[r]: PromptRecord(uids[r], str(sources[r]) if sources is not None else "default", g, [])
-               for r, g in zip(first_rows, groups)}
+    records = {
+        uids[r]: PromptRecord(uids[r], str(sources[r]) if sources is not None else "default", g, [])
+        for r, g in zip(first_rows, groups)
+    }
     if rewards is not None:
         for row, uid in enumerate(uids):
             records[uid].rewards.append(rewards[row])

@@ -35,7 +35,7 @@ def gap_metrics(data_sources: Sequence[str], infos: dict[str, Sequence[Any]]) ->
     for key, groups in infos.items():
         if not key.startswith("group_") or len(groups) != len(accuracy):
             continue
-        attribute = key[len("group_"):]
+        attribute = key[len("group_") :]
         by_source: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for source, group, acc in zip(data_sources, groups, accuracy):
             if group in (None, UNK) or acc is None:

@@ -39,9 +39,18 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 UNK = "UNK"
-GAP_KEYS = ("demographic_parity_difference", "equal_opportunity_difference", "equalized_odds_difference",
-            "equalized_odds_difference_mean", "predictive_parity_difference", "accuracy_difference",
-            "es_accuracy", "es_f1", "worst_group_accuracy", "worst_k_accuracy")
+GAP_KEYS = (
+    "demographic_parity_difference",
+    "equal_opportunity_difference",
+    "equalized_odds_difference",
+    "equalized_odds_difference_mean",
+    "predictive_parity_difference",
+    "accuracy_difference",
+    "es_accuracy",
+    "es_f1",
+    "worst_group_accuracy",
+    "worst_k_accuracy",
+)
 GROUP_KEYS = ("count", "accuracy", "f1", "tpr", "fpr", "ppv", "selection_rate")
 
 
@@ -53,14 +62,27 @@ class Predictions:
     attributes: Sequence[str]
 
     @classmethod
-    def from_binary(cls, y_true: Sequence[int], y_pred: Sequence[int], groups: Sequence[str],
-                    attribute: str = "group", data_source: str = "all") -> Predictions:
+    def from_binary(
+        cls,
+        y_true: Sequence[int],
+        y_pred: Sequence[int],
+        groups: Sequence[str],
+        attribute: str = "group",
+        data_source: str = "all",
+    ) -> Predictions:
         """A binary task: label 1 is the class ``positive``, 0 the empty label set."""
+
         def as_set(value: int) -> frozenset:
             return frozenset({"positive"}) if value else frozenset()
 
-        frame = pd.DataFrame({"data_source": data_source, "y_true": [as_set(v) for v in y_true],
-                              "y_pred": [as_set(v) for v in y_pred], attribute: [str(g) for g in groups]})
+        frame = pd.DataFrame(
+            {
+                "data_source": data_source,
+                "y_true": [as_set(v) for v in y_true],
+                "y_pred": [as_set(v) for v in y_pred],
+                attribute: [str(g) for g in groups],
+            }
+        )
         return cls(frame, [attribute])
 
     def classes(self, rows: pd.DataFrame | None = None) -> list[str]:
@@ -76,8 +98,12 @@ def _rate(numerator: float, denominator: float) -> float:
 def _confusion(rows: pd.DataFrame, label: str) -> tuple[int, int, int, int]:
     truth = rows["y_true"].map(lambda s: label in s).to_numpy()
     predicted = rows["y_pred"].map(lambda s: label in s).to_numpy()
-    return (int(np.sum(truth & predicted)), int(np.sum(~truth & predicted)), int(np.sum(truth & ~predicted)),
-            int(np.sum(~truth & ~predicted)))
+    return (
+        int(np.sum(truth & predicted)),
+        int(np.sum(~truth & predicted)),
+        int(np.sum(truth & ~predicted)),
+        int(np.sum(~truth & ~predicted)),
+    )
 
 
 def paper_group_metrics(rows: pd.DataFrame) -> dict[str, float] | None:
@@ -89,9 +115,15 @@ def paper_group_metrics(rows: pd.DataFrame) -> dict[str, float] | None:
     for label in classes:
         tp, fp, fn, tn = _confusion(rows, label)
         precision, recall = _rate(tp, tp + fp), _rate(tp, tp + fn)
-        per_class.append({"tpr": recall, "fpr": _rate(fp, fp + tn), "fdr": _rate(fp, tp + fp),
-                          "acc": _rate(tp + tn, tp + tn + fp + fn),
-                          "f1": _rate(2 * precision * recall, precision + recall)})
+        per_class.append(
+            {
+                "tpr": recall,
+                "fpr": _rate(fp, fp + tn),
+                "fdr": _rate(fp, tp + fp),
+                "acc": _rate(tp + tn, tp + tn + fp + fn),
+                "f1": _rate(2 * precision * recall, precision + recall),
+            }
+        )
     return {key: float(np.mean([c[key] for c in per_class])) for key in per_class[0]}
 
 
@@ -121,8 +153,22 @@ def paper_metrics(predictions: Predictions, min_group_size: int = 1) -> dict[str
         if per_attribute:
             per_source.append({k: statistics.fmean(a[k] for a in per_attribute) for k in per_attribute[0]})
     if not per_source:
-        return {key: float("nan") for key in ("PP", "EOD", "FPR_Diff", "sigma_F1", "Delta_F1", "sigma_Acc",
-                                               "Delta_Acc", "Acc", "F1", "Acc_ES", "F1_ES")}
+        return {
+            key: float("nan")
+            for key in (
+                "PP",
+                "EOD",
+                "FPR_Diff",
+                "sigma_F1",
+                "Delta_F1",
+                "sigma_Acc",
+                "Delta_Acc",
+                "Acc",
+                "F1",
+                "Acc_ES",
+                "F1_ES",
+            )
+        }
     overall = {k: statistics.fmean(s[k] for s in per_source) for k in per_source[0]}
     return {
         "PP": 100 * overall["gap_fdr"],
@@ -145,8 +191,11 @@ def paper_equity_scaled(mean: float, sigma: float) -> float:
 
 
 def _warn_small(attribute: str, value: Any, size: int, minimum: int) -> None:
-    warnings.warn(f"group {attribute}={value} has {size} samples (< min_group_size={minimum}); it is left out "
-                  "of the per-group metrics and the gaps", stacklevel=3)
+    warnings.warn(
+        f"group {attribute}={value} has {size} samples (< min_group_size={minimum}); it is left out "
+        "of the per-group metrics and the gaps",
+        stacklevel=3,
+    )
 
 
 @dataclass
@@ -159,8 +208,13 @@ class _Task:
 
     def counts(self, weights: np.ndarray | None = None) -> np.ndarray:
         """(groups, 4) weighted tp, fp, fn, tn per group."""
-        return np.stack([np.bincount(self.group, weights=c if weights is None else c * weights,
-                                     minlength=len(self.names)) for c in self.cells], axis=1)
+        return np.stack(
+            [
+                np.bincount(self.group, weights=c if weights is None else c * weights, minlength=len(self.names))
+                for c in self.cells
+            ],
+            axis=1,
+        )
 
 
 def _tasks(predictions: Predictions, attribute: str, min_group_size: int) -> list[_Task]:
@@ -186,13 +240,22 @@ def rates(counts: np.ndarray) -> pd.DataFrame:
     """Per-row rates from (rows, 4) tp, fp, fn, tn counts; a zero denominator gives 0 (as fairlearn's)."""
     tp, fp, fn, tn = counts.T
     with np.errstate(divide="ignore", invalid="ignore"):
+
         def safe(a, b):
             return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)
 
         ppv, tpr = safe(tp, tp + fp), safe(tp, tp + fn)
-        return pd.DataFrame({"count": tp + fp + fn + tn, "accuracy": safe(tp + tn, tp + fp + fn + tn),
-                             "f1": safe(2 * tp, 2 * tp + fp + fn), "tpr": tpr, "fpr": safe(fp, fp + tn),
-                             "ppv": ppv, "selection_rate": safe(tp + fp, tp + fp + fn + tn)})
+        return pd.DataFrame(
+            {
+                "count": tp + fp + fn + tn,
+                "accuracy": safe(tp + tn, tp + fp + fn + tn),
+                "f1": safe(2 * tp, 2 * tp + fp + fn),
+                "tpr": tpr,
+                "fpr": safe(fp, fp + tn),
+                "ppv": ppv,
+                "selection_rate": safe(tp + fp, tp + fp + fn + tn),
+            }
+        )
 
 
 def gaps_from_groups(by_group: pd.DataFrame, overall: pd.Series, worst_k: int) -> dict[str, float]:
@@ -222,12 +285,15 @@ def _evaluate(tasks: list[_Task], worst_k: int, weights: list[np.ndarray] | None
         groups = rates(counts).set_axis(task.names)
         by_group.append(groups)
         gaps.append(gaps_from_groups(groups, rates(counts.sum(axis=0, keepdims=True)).iloc[0], worst_k))
-    return (pd.concat(by_group).groupby(level=0).mean(),
-            {key: float(np.mean([g[key] for g in gaps])) for key in GAP_KEYS})
+    return (
+        pd.concat(by_group).groupby(level=0).mean(),
+        {key: float(np.mean([g[key] for g in gaps])) for key in GAP_KEYS},
+    )
 
 
-def standard_metrics(predictions: Predictions, *, min_group_size: int = 1, n_boot: int | None = None,
-                     worst_k: int = 2, seed: int = 0) -> dict[str, Any]:
+def standard_metrics(
+    predictions: Predictions, *, min_group_size: int = 1, n_boot: int | None = None, worst_k: int = 2, seed: int = 0
+) -> dict[str, Any]:
     """``by_group`` and ``gaps`` per attribute (standard definitions), with bootstrap intervals if ``n_boot``.
 
     Returns ``{attribute: {"by_group": {group: {metric: value}}, "gaps": {gap: value}}}``, intervals
@@ -243,8 +309,10 @@ def standard_metrics(predictions: Predictions, *, min_group_size: int = 1, n_boo
             out[attribute] = {"by_group": {}, "gaps": {key: float("nan") for key in GAP_KEYS}}
             continue
         by_group, gaps = _evaluate(tasks, worst_k)
-        result = {"by_group": {str(g): {k: float(v) for k, v in row.items()} for g, row in by_group.iterrows()},
-                  "gaps": dict(gaps)}
+        result = {
+            "by_group": {str(g): {k: float(v) for k, v in row.items()} for g, row in by_group.iterrows()},
+            "gaps": dict(gaps),
+        }
         if n_boot:
             samples = [_evaluate(tasks, worst_k, _resample(tasks, rng)) for _ in range(n_boot)]
             for key in GAP_KEYS:
@@ -269,8 +337,15 @@ def _resample(tasks: list[_Task], rng: np.random.Generator) -> list[np.ndarray]:
     return weights
 
 
-def group_deltas(before: Predictions, after: Predictions, attribute: str, *, n_boot: int = 200,
-                 min_group_size: int = 1, seed: int = 0) -> dict[str, dict[str, Any]]:
+def group_deltas(
+    before: Predictions,
+    after: Predictions,
+    attribute: str,
+    *,
+    n_boot: int = 200,
+    min_group_size: int = 1,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
     """Per-group change (after - before) of every rate, with bootstrap intervals from independent
     resamples of the two prediction sets: ``{group: {metric: delta, metric_ci: [lo, hi]}}``."""
     rng = np.random.default_rng(seed)
@@ -279,8 +354,10 @@ def group_deltas(before: Predictions, after: Predictions, attribute: str, *, n_b
         return {}
     first, second = (_evaluate(t, worst_k=1)[0] for t in tasks)
     point = second - first
-    draws = [(_evaluate(tasks[1], 1, _resample(tasks[1], rng))[0] - _evaluate(tasks[0], 1, _resample(tasks[0], rng))[0])
-             for _ in range(n_boot)]
+    draws = [
+        (_evaluate(tasks[1], 1, _resample(tasks[1], rng))[0] - _evaluate(tasks[0], 1, _resample(tasks[0], rng))[0])
+        for _ in range(n_boot)
+    ]
     out = {}
     for group in point.dropna(how="all").index:
         row = {}

@@ -32,11 +32,9 @@ import numpy as np
 import pandas as pd
 
 from verl_fair.metrics.fairness import GAP_KEYS, UNK, Predictions, group_deltas, paper_metrics, standard_metrics
-from verl_fair.reward_fns.clinical_diagnosis import (DEFAULT_SYNONYMS, DOMAIN_KEY, normalise_label, set_f1,
-                                                     split_labels)
+from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_SYNONYMS, DOMAIN_KEY, normalise_label, set_f1, split_labels
 
-PAPER_KEYS = ("PP", "EOD", "FPR_Diff", "sigma_F1", "Delta_F1", "sigma_Acc", "Delta_Acc", "Acc", "F1", "Acc_ES",
-              "F1_ES")
+PAPER_KEYS = ("PP", "EOD", "FPR_Diff", "sigma_F1", "Delta_F1", "sigma_Acc", "Delta_Acc", "Acc", "F1", "Acc_ES", "F1_ES")
 COMPONENTS = ("score", "acc", "format_ok")
 
 
@@ -77,23 +75,31 @@ def _data_sources(table: pd.DataFrame, column: str | None):
 def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
     """Rows with data_source, step, y_true, y_pred (label sets), one column per attribute, reward components."""
     table = pd.concat([read_table(Path(p)) for p in paths], ignore_index=True)
-    groups = columns.groups or {c[len("group_"):]: c for c in table.columns if c.startswith("group_")}
+    groups = columns.groups or {c[len("group_") :]: c for c in table.columns if c.startswith("group_")}
     missing = [c for c in (columns.label, columns.prediction, *groups.values()) if c not in table.columns]
     if missing or not groups:
-        raise ValueError(f"columns {missing or ['group_<attribute>']} are not in the predictions; they have "
-                         f"{sorted(table.columns)}. Name them with --label-column, --prediction-column and "
-                         "--group-column ATTRIBUTE=COLUMN.")
+        raise ValueError(
+            f"columns {missing or ['group_<attribute>']} are not in the predictions; they have "
+            f"{sorted(table.columns)}. Name them with --label-column, --prediction-column and "
+            "--group-column ATTRIBUTE=COLUMN."
+        )
     # labels are normalised as the reward normalises them ("normal" = "no finding"), on both sides
-    synonyms = {**DEFAULT_SYNONYMS, **{normalise_label(a, {}): normalise_label(n, {}) for a, n in columns.synonyms.items()}}
-    frame = pd.DataFrame({
-        "data_source": _data_sources(table, columns.data_source),
-        "step": table[columns.step] if columns.step in table else 0,
-        "y_true": table[columns.label].map(lambda v: split_labels(v, synonyms)),
-        "y_pred": table[columns.prediction].map(lambda v: split_labels(v, synonyms)),
-    })
+    synonyms = {
+        **DEFAULT_SYNONYMS,
+        **{normalise_label(a, {}): normalise_label(n, {}) for a, n in columns.synonyms.items()},
+    }
+    frame = pd.DataFrame(
+        {
+            "data_source": _data_sources(table, columns.data_source),
+            "step": table[columns.step] if columns.step in table else 0,
+            "y_true": table[columns.label].map(lambda v: split_labels(v, synonyms)),
+            "y_pred": table[columns.prediction].map(lambda v: split_labels(v, synonyms)),
+        }
+    )
     for attribute, column in groups.items():
-        frame[attribute] = table[column].map(lambda v: UNK if v is None or (isinstance(v, float) and math.isnan(v))
-                                             or str(v).strip() == "" else str(v))
+        frame[attribute] = table[column].map(
+            lambda v: UNK if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "" else str(v)
+        )
     for component in COMPONENTS:
         if component in table:
             frame[component] = pd.to_numeric(table[component], errors="coerce")
@@ -101,13 +107,13 @@ def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
     return frame
 
 
-def evaluate(frame: pd.DataFrame, *, min_group_size: int = 1, n_boot: int | None = None, worst_k: int = 2,
-             seed: int = 0) -> dict[str, Any]:
+def evaluate(
+    frame: pd.DataFrame, *, min_group_size: int = 1, n_boot: int | None = None, worst_k: int = 2, seed: int = 0
+) -> dict[str, Any]:
     """The report dictionary (see the module docstring) for one set of predictions."""
     attributes = frame.attrs["attributes"]
     predictions = Predictions(frame, attributes)
-    standard = standard_metrics(predictions, min_group_size=min_group_size, n_boot=n_boot, worst_k=worst_k,
-                                seed=seed)
+    standard = standard_metrics(predictions, min_group_size=min_group_size, n_boot=n_boot, worst_k=worst_k, seed=seed)
     gaps = {key: _nanmean([standard[a]["gaps"][key] for a in attributes]) for key in GAP_KEYS}
     with warnings.catch_warnings():  # small groups were reported once already
         warnings.simplefilter("ignore")
@@ -116,8 +122,10 @@ def evaluate(frame: pd.DataFrame, *, min_group_size: int = 1, n_boot: int | None
         "n": int(len(frame)),
         "data_sources": sorted(frame["data_source"].unique().tolist()),
         "attributes": attributes,
-        "overall": {"set_f1": float(np.mean([set_f1(p, t) for t, p in zip(frame["y_true"], frame["y_pred"])])),
-                    "exact_match": float(np.mean(frame["y_true"] == frame["y_pred"]))},
+        "overall": {
+            "set_f1": float(np.mean([set_f1(p, t) for t, p in zip(frame["y_true"], frame["y_pred"])])),
+            "exact_match": float(np.mean(frame["y_true"] == frame["y_pred"])),
+        },
         "by_group": {a: standard[a]["by_group"] for a in attributes},
         "gaps": gaps,
         "gaps_by_attribute": {a: standard[a]["gaps"] for a in attributes},
@@ -139,35 +147,61 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def compare(before: pd.DataFrame, after: pd.DataFrame, *, n_boot: int = 200, min_group_size: int = 1,
-            seed: int = 0) -> dict[str, Any]:
+def compare(
+    before: pd.DataFrame, after: pd.DataFrame, *, n_boot: int = 200, min_group_size: int = 1, seed: int = 0
+) -> dict[str, Any]:
     """Fairness delta report: per-group changes (after - before) of every rate with bootstrap intervals,
     the per-group reward components (score, acc, format_ok) of both, and both sets of gaps."""
     attributes = before.attrs["attributes"]
     out: dict[str, Any] = {"by_group": {}, "components": {}}
     for attribute in attributes:
-        out["by_group"][attribute] = group_deltas(Predictions(before, attributes), Predictions(after, attributes),
-                                                  attribute, n_boot=n_boot, min_group_size=min_group_size, seed=seed)
+        out["by_group"][attribute] = group_deltas(
+            Predictions(before, attributes),
+            Predictions(after, attributes),
+            attribute,
+            n_boot=n_boot,
+            min_group_size=min_group_size,
+            seed=seed,
+        )
         out["components"][attribute] = {}
         for group in sorted((set(before[attribute]) | set(after[attribute])) - {UNK}):
             a, b = before[before[attribute] == group], after[after[attribute] == group]
             out["components"][attribute][group] = {
-                c: {"before": float(a[c].mean()), "after": float(b[c].mean()), "delta": float(b[c].mean() - a[c].mean())}
-                for c in COMPONENTS if c in a and c in b}
-    out["gaps"] = {"before": evaluate(before, min_group_size=min_group_size)["gaps"],
-                   "after": evaluate(after, min_group_size=min_group_size)["gaps"]}
+                c: {
+                    "before": float(a[c].mean()),
+                    "after": float(b[c].mean()),
+                    "delta": float(b[c].mean() - a[c].mean()),
+                }
+                for c in COMPONENTS
+                if c in a and c in b
+            }
+    out["gaps"] = {
+        "before": evaluate(before, min_group_size=min_group_size)["gaps"],
+        "after": evaluate(after, min_group_size=min_group_size)["gaps"],
+    }
     return out
 
 
 def compare_markdown(delta: dict[str, Any], title: str = "Fairness delta report") -> str:
-    lines = [f"# {title}", "", "Changes are after minus before, with 95 % bootstrap intervals.", "",
-             "| gap | before | after | change |", "|---|---:|---:|---:|"]
+    lines = [
+        f"# {title}",
+        "",
+        "Changes are after minus before, with 95 % bootstrap intervals.",
+        "",
+        "| gap | before | after | change |",
+        "|---|---:|---:|---:|",
+    ]
     for key in (*GAP_KEYS, *PAPER_KEYS):
         before, after = delta["gaps"]["before"][key], delta["gaps"]["after"][key]
         lines.append(f"| {key} | {_fmt(before)} | {_fmt(after)} | {_fmt(after - before)} |")
     for attribute, groups in delta["by_group"].items():
-        lines += ["", f"## By {attribute}", "", "| group | accuracy | F1 | TPR | FPR | PPV | reward components |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            "",
+            f"## By {attribute}",
+            "",
+            "| group | accuracy | F1 | TPR | FPR | PPV | reward components |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
         for group, row in groups.items():
             cells = [_fmt(row[k], row[f"{k}_ci"]) for k in ("accuracy", "f1", "tpr", "fpr", "ppv")]
             parts = delta["components"][attribute].get(group, {})
@@ -178,18 +212,40 @@ def compare_markdown(delta: dict[str, Any], title: str = "Fairness delta report"
 
 def markdown(report: dict[str, Any], title: str = "Fairness report") -> str:
     """A human-readable summary of :func:`evaluate`'s output."""
-    lines = [f"# {title}", "", f"{report['n']} predictions; data sources: {', '.join(report['data_sources'])}; "
-             f"attributes: {', '.join(report['attributes'])}.", "",
-             f"Overall set-F1 {report['overall']['set_f1']:.3f}, exact match {report['overall']['exact_match']:.3f}.",
-             "", "## Gaps (standard definitions, averaged over attributes)", "", "| gap | value |", "|---|---:|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"{report['n']} predictions; data sources: {', '.join(report['data_sources'])}; "
+        f"attributes: {', '.join(report['attributes'])}.",
+        "",
+        f"Overall set-F1 {report['overall']['set_f1']:.3f}, exact match {report['overall']['exact_match']:.3f}.",
+        "",
+        "## Gaps (standard definitions, averaged over attributes)",
+        "",
+        "| gap | value |",
+        "|---|---:|",
+    ]
     lines += [f"| {key} | {_fmt(report['gaps'][key])} |" for key in GAP_KEYS]
-    lines += ["", "## The paper's table", "", "| " + " | ".join(PAPER_KEYS) + " |",
-              "|" + "---:|" * len(PAPER_KEYS), "| " + " | ".join(_fmt(report["gaps"][k]) for k in PAPER_KEYS) + " |"]
+    lines += [
+        "",
+        "## The paper's table",
+        "",
+        "| " + " | ".join(PAPER_KEYS) + " |",
+        "|" + "---:|" * len(PAPER_KEYS),
+        "| " + " | ".join(_fmt(report["gaps"][k]) for k in PAPER_KEYS) + " |",
+    ]
     for attribute, groups in report["by_group"].items():
-        lines += ["", f"## By {attribute}", "", "| group | n | accuracy | F1 | TPR | FPR | PPV | selection rate |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"## By {attribute}",
+            "",
+            "| group | n | accuracy | F1 | TPR | FPR | PPV | selection rate |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for group, row in groups.items():
-            cells = [_fmt(row[k], row.get(f"{k}_ci")) for k in ("accuracy", "f1", "tpr", "fpr", "ppv", "selection_rate")]
+            cells = [
+                _fmt(row[k], row.get(f"{k}_ci")) for k in ("accuracy", "f1", "tpr", "fpr", "ppv", "selection_rate")
+            ]
             lines.append(f"| {group} | {row['count']:.0f} | " + " | ".join(cells) + " |")
     if "steps" in report:
         keys = ("equal_opportunity_difference", "predictive_parity_difference", "Delta_F1", "F1_ES")
@@ -238,8 +294,12 @@ def plots(report: dict[str, Any], folder: Path) -> list[Path]:
         steps = list(report["steps"])
         fig, axis = plt.subplots(figsize=(6.5, 4))
         for key in ("equal_opportunity_difference", "predictive_parity_difference", "accuracy_difference", "Delta_F1"):
-            axis.plot([int(s) if s.isdigit() else s for s in steps], [report["steps"][s][key] for s in steps],
-                      marker="o", label=key)
+            axis.plot(
+                [int(s) if s.isdigit() else s for s in steps],
+                [report["steps"][s][key] for s in steps],
+                marker="o",
+                label=key,
+            )
         axis.set_xlabel("training step")
         axis.set_ylabel("gap")
         axis.legend(fontsize=8)
