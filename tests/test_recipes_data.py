@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from test_imaging import write_dicom, write_nifti, write_video
 
 RECIPES = Path(__file__).parents[1] / "recipes" / "data"
 
@@ -38,19 +40,20 @@ def chexpert(root):
 
 
 def hemorrhage(root):
-    _csv(root / "hemorrhage_diagnosis.csv", [
+    """The NIfTI release: ct_scans/049.nii (2 slices) and its file names; no Patients_CT/ JPEGs."""
+    _csv(root / "hemorrhage_diagnosis_raw_ct.csv", [
         {"PatientNumber": 49, "SliceNumber": 1, "Intraventricular": 0, "Intraparenchymal": 0, "Subarachnoid": 0,
          "Epidural": 1, "Subdural": 0, "No_Hemorrhage": 0, "Fracture_Yes_No": 0},
         {"PatientNumber": 49, "SliceNumber": 2, "Intraventricular": 0, "Intraparenchymal": 0, "Subarachnoid": 0,
          "Epidural": 0, "Subdural": 0, "No_Hemorrhage": 1, "Fracture_Yes_No": 0}])
-    (root / "patient_demographics.csv").write_text(
+    (root / "Patient_demographics.csv").write_text(
         'Patient Number,"Age\n(years)",Gender,Intraventricular,Epidural\n49,35,Male,,1\n')
-    for slice_number in (1, 2):
-        _image(root / f"Patients_CT/049/brain/{slice_number}.jpg")
+    write_nifti(root / "ct_scans/049.nii", np.stack([np.full((8, 8), 40.0), np.full((8, 8), 70.0)], axis=-1))
     return ["Epidural", "no hemorrhage"], {"sex": "M", "age": 35.0}
 
 
 def vindr_mammo(root):
+    """The DICOM release: images/<study_id>/<image_id>.dicom; no png/."""
     _csv(root / "breast-level_annotations.csv", [
         {"study_id": "s1", "series_id": "r1", "image_id": "i1", "laterality": "L", "view_position": "CC",
          "height": 10, "width": 10, "breast_birads": "BI-RADS 1", "breast_density": "DENSITY C", "split": "training"},
@@ -58,8 +61,8 @@ def vindr_mammo(root):
          "height": 10, "width": 10, "breast_birads": "BI-RADS 4", "breast_density": "DENSITY C", "split": "training"}])
     _csv(root / "metadata.csv", [{"SOP Instance UID": "i1", "Patient's Age": "053Y"},
                                  {"SOP Instance UID": "i2", "Patient's Age": "053Y"}])
-    _image(root / "png/s1/i1.png")
-    _image(root / "png/s1/i2.png")
+    write_dicom(root / "images/s1/i1.dicom", [[0, 4095]], "MONOCHROME1", WindowCenter=2048, WindowWidth=4096)
+    write_dicom(root / "images/s1/i2.dicom", [[0, 4095]])
     return ["BI-RADS 1", "BI-RADS 4"], {"sex": None, "age": 53.0, "density": "DENSITY C"}
 
 
@@ -98,12 +101,13 @@ def pad_ufes_20(root):
 
 
 def covid_blues(root):
+    """The release: lus_videos/<video_file>.mp4; no frames/."""
     _csv(root / "clinical_variables.csv", [{"patient_id": 7, "cov_test": 1, "pat_sex": 1, "pat_age": 64.0},
                                            {"patient_id": 9, "cov_test": 0, "pat_sex": 0, "pat_age": -99}])
     _csv(root / "severity.csv", [{"video_file": "patient_7_L1", "Severity Score": 2},
                                  {"video_file": "patient_9_R3_2", "Severity Score": 0}])
-    _image(root / "frames/patient_7_L1.png")
-    _image(root / "frames/patient_9_R3_2.png")
+    write_video(root / "lus_videos/patient_7_L1.mp4", seconds=2)
+    write_video(root / "lus_videos/patient_9_R3_2.mp4", seconds=2)
     return ["COVID-19", "no COVID-19"], {"sex": "M", "age": 64.0}
 
 
