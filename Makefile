@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo bench clean
+.PHONY: setup lint test demo bench clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 
-test: setup
+# verl's house style: ruff's rules E, F, UP, B, I, G at 120 columns, and ruff format
+lint: setup
+	$(PY) -m ruff check verl_fair reward_fns benchmarks tests recipes
+	$(PY) -m ruff format --check verl_fair reward_fns benchmarks tests recipes
+
+test: lint
 	$(PY) -m pytest -q tests
 
 demo: setup

@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.results import record
-from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 from verl_fair.integration import context
+from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 
 PROMPTS, ROLLOUTS, SOURCES = 512, 10, 7
 

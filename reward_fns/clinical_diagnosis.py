@@ -39,34 +39,23 @@ raise: anything unexpected scores 0 with the keys above.
 from __future__ import annotations
 
 import logging
-import math
 import re
-import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from verl_fair.groups.labels import attribute_status, group_key
+from verl_fair.groups.labels import GroupLabeler
+from verl_fair.normalise.diagnosis import set_f1, split_labels, synonym_table
+from verl_fair.settings import Invalid, increasing_numbers
 
 logger = logging.getLogger(__name__)
 
 SEARCH_WINDOW = 100_000
-DEFAULT_SYNONYMS = {
-    "normal": "no finding",
-    "no findings": "no finding",
-    "none": "no finding",
-    "healthy": "no finding",
-    "no abnormality": "no finding",
-    "negative": "no finding",
-}
 DEFAULT_GROUP_VALUES = {"sex": ("F", "M"), "age": ("A1", "A2", "A3", "A4")}
 # keyword arguments verl itself may pass to a reward function; they are accepted and ignored
 VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict"})
 DOMAIN_KEY = "domain"  # the returned key holding the sample's data source
 SETTINGS = frozenset({"format_weight", "require_think", "synonyms", "group_values", "age_bins"})
 
-LABEL_SEPARATORS = re.compile(r"\s*(?:[,;&|\n]|\band\b)\s*", re.IGNORECASE)
-_NOT_WORD = re.compile(r"[^\w\s+-]+")
-_SPACES = re.compile(r"\s+")
 _ANSWER_PREFIX = re.compile(r"answer\s*(?:is)?\s*[:\-]", re.IGNORECASE)
 
 
@@ -104,22 +93,19 @@ def _score(
     acc = set_f1(predicted, gold)
     format_ok = tagged and (not settings["require_think"] or _think_before(text, start))
     weight = settings["format_weight"]
-    info = extra_info if isinstance(extra_info, Mapping) else {}
+    key, statuses = settings["labeler"].key(extra_info)
     result = {
         "score": float((1.0 - weight) * acc + weight * float(format_ok)),
         "acc": acc,
         "pred": ", ".join(sorted(predicted)),
         "format_ok": float(format_ok),
-        "group": group_key(info, tuple(a for a, _ in settings["group_values"]), settings["age_bins"]),
+        "group": key,
         DOMAIN_KEY: str(data_source),
     }
-    labels = {
-        attribute: attribute_status(info, attribute, settings["age_bins"])[0]
-        for attribute, _ in settings["group_values"]
-    }
+    labels = {attribute: part for (attribute, _), (part, _) in zip(settings["group_values"], statuses, strict=True)}
     result.update({f"group_{attribute}": label for attribute, label in labels.items()})
-    for attribute, value, key in groups:
-        result[key] = acc if labels[attribute] == value else None
+    for attribute, value, result_key in groups:
+        result[result_key] = acc if labels[attribute] == value else None
     return result
 
 
@@ -172,37 +158,6 @@ def _think_before(text: str, position: int) -> bool:
     return opening >= 0 and lower.find("</think>", opening) >= 0
 
 
-def normalise_label(label: str, synonyms: Mapping[str, str]) -> str:
-    text = unicodedata.normalize("NFKC", label).lower()
-    text = _SPACES.sub(" ", _NOT_WORD.sub(" ", text)).strip()
-    return synonyms.get(text, text)
-
-
-def split_labels(value: Any, synonyms: Mapping[str, str]) -> frozenset[str]:
-    """The set of normalised labels in an answer or a ground truth (a string or a list of strings)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return frozenset()
-    if hasattr(value, "tolist") and not isinstance(value, str):
-        value = value.tolist()
-    parts = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
-    labels = set()
-    for part in parts:
-        for piece in LABEL_SEPARATORS.split(str(part)):
-            label = normalise_label(piece, synonyms)
-            if label:
-                labels.add(label)
-    return frozenset(labels)
-
-
-def set_f1(predicted: frozenset[str], gold: frozenset[str]) -> float:
-    """2PR / (P + R) of two label sets; 0 when they share nothing (or the ground truth is empty)."""
-    hits = len(predicted & gold)
-    if hits == 0:
-        return 0.0
-    precision, recall = hits / len(predicted), hits / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
 def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Validated ``reward_kwargs``; a bad setting is a configuration error and raises."""
     unknown = set(kwargs) - SETTINGS - VERL_KWARGS
@@ -211,16 +166,32 @@ def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     weight = kwargs.get("format_weight", 0.0)
     if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0.0 <= weight <= 1.0:
         raise ValueError(f"reward_kwargs.format_weight={weight!r} is not valid: expected a number in [0, 1]")
-    synonyms = dict(DEFAULT_SYNONYMS)
-    for alias, name in (kwargs.get("synonyms") or {}).items():
-        synonyms[normalise_label(str(alias), {})] = normalise_label(str(name), {})
+    synonyms = kwargs.get("synonyms") or {}
+    if not isinstance(synonyms, Mapping) or not all(isinstance(v, str) for v in synonyms.values()):
+        raise ValueError(
+            f"reward_kwargs.synonyms={synonyms!r} is not valid: expected a mapping of alias to name, "
+            "e.g. {normal: no finding}"
+        )
     group_values = kwargs.get("group_values") or DEFAULT_GROUP_VALUES
+    if not isinstance(group_values, Mapping) or not all(
+        isinstance(v, Sequence) and not isinstance(v, str) for v in group_values.values()
+    ):
+        raise ValueError(
+            f"reward_kwargs.group_values={group_values!r} is not valid: expected a mapping of attribute to a "
+            "list of values, e.g. {sex: [F, M], age: [A1, A2, A3, A4]}"
+        )
+    group_values = tuple((str(a), tuple(str(v) for v in values)) for a, values in group_values.items())
+    age_bins = kwargs.get("age_bins", (25, 50, 75))
+    try:
+        age_bins = increasing_numbers(list(age_bins) if isinstance(age_bins, Sequence) else age_bins)
+    except Invalid as error:
+        raise ValueError(f"reward_kwargs.age_bins={age_bins!r} is not valid: expected {error}") from None
     return {
         "format_weight": float(weight),
         "require_think": bool(kwargs.get("require_think", False)),
-        "synonyms": synonyms,
-        "group_values": tuple((str(a), tuple(str(v) for v in values)) for a, values in group_values.items()),
-        "age_bins": tuple(float(b) for b in kwargs.get("age_bins", (25, 50, 75))),
+        "synonyms": synonym_table(synonyms),
+        "group_values": group_values,
+        "labeler": GroupLabeler([a for a, _ in group_values], age_bins),
     }
 
 

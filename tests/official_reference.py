@@ -1,4 +1,4 @@
-"""An independent, loop-based reading of the authors' ``fair_grpo`` (method.md sections 3.3-3.4 and 6).
+"""An independent, loop-based reading of the authors' ``fair_grpo`` (docs/method.md §2 and §6).
 
 Everything is recomputed from the full history at every step, row by row, exactly as the method
 describes; it is slow on purpose and shares no code with verl_fair.

@@ -24,7 +24,7 @@ def write_dumps(folder: Path, steps=(10, 20), rows: int = 600, seed: int = 0, ga
             hard = sex == "F" and age > 75
             penalty = 0.4 * (1 - step / 40) if gap_shrinks else 0.4
             skill = 0.85 - (penalty if hard else 0.0)
-            answer = gold if rng.random() < skill else str(rng.choice([l for l in LABELS if l != gold]))
+            answer = gold if rng.random() < skill else str(rng.choice([label for label in LABELS if label != gold]))
             result = compute_score(
                 "chexpert" if i % 3 else "ham10000",
                 f"<think>...</think> \\boxed{{{answer}}}",

@@ -1,7 +1,6 @@
 """The checkpoint callback: a resumed run gives the advantages of an uninterrupted one."""
 
 import logging
-import os
 
 import pytest
 import torch
@@ -9,10 +8,10 @@ from helpers import Prompt, make_batch
 from hydra import compose, initialize_config_dir
 from test_state_and_history import _steps
 
-from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
-from verl_fair.cli import configs_folder
+from verl_fair.configs import folder as configs_folder
 from verl_fair.integration import context
 from verl_fair.integration.checkpoint import FRESH_STATE_ENV, STATE_FILE, FairStateCallback
+from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 
 
 def _config(tmp_path, *overrides):
@@ -43,7 +42,7 @@ def test_resume_gives_the_same_advantages_as_an_uninterrupted_run(tmp_path, vari
     context.reset_state()  # a new process: verl builds the callback again, which restores the state
     FairStateCallback(config)
     assert context.get_state().steps_ == 3
-    for expected, batch in zip(uninterrupted[3:], batches[3:]):
+    for expected, batch in zip(uninterrupted[3:], batches[3:], strict=True):
         torch.testing.assert_close(fair_grpo(**batch.kwargs(config.algorithm))[0], expected, rtol=0, atol=0)
 
 
@@ -87,6 +86,10 @@ def test_start_up_summary_is_logged(tmp_path, caplog):
 
 
 def test_idle_for_other_estimators(tmp_path):
-    callback = FairStateCallback(_config(tmp_path, "algorithm.adv_estimator=grpo"))
+    config = _config(tmp_path, "algorithm.adv_estimator=grpo")
+    fair_grpo(**make_batch([Prompt([1, 0], "A", "M,A1")]).kwargs(config.algorithm))  # a state exists
+    callback = FairStateCallback(config)
+    assert not callback.active
     callback.on_save(trainer=None, global_step=1, checkpoint_dir=str(tmp_path / "x"))
-    assert not os.path.exists(tmp_path / "x")
+    assert not (tmp_path / "x" / STATE_FILE).exists()
+    assert FairStateCallback(_config(tmp_path)).active  # the same settings with fair_grpo are active

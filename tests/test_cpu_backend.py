@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 import subprocess
 import sys
@@ -11,21 +9,8 @@ import sys
 import pytest
 import torch
 
-from verl_fair import cpu
-
-
-def test_every_verl_internal_it_touches_still_exists():
-    import verl
-
-    assert verl.__version__.startswith("0.9."), "the CPU backend is pinned to verl 0.9.x: re-check VERL_INTERNALS"
-    missing = [
-        f"{module}.{name}" for module, name in cpu.VERL_INTERNALS if not hasattr(importlib.import_module(module), name)
-    ]
-    assert not missing
-    from verl.workers.engine.base import EngineRegistry
-
-    assert "VERL_ENGINE_DEVICE" in inspect.getsource(EngineRegistry.get_engine_cls)
-
+from verl_fair import cpu, patches
+from verl_fair.cpu import plugin
 
 PROBE = """
 import os
@@ -35,7 +20,7 @@ from verl.workers.rollout.base import _ROLLOUT_REGISTRY
 import verl.workers.engine_workers as workers
 print("cpu registered:", PlatformRegistry.get("cpu") is not None)
 print("rollout registered:", ("transformers", "async") in _ROLLOUT_REGISTRY)
-print("gloo:", getattr(workers.initialize_global_process_group_ray, "verl_fair_gloo", False))
+print("gloo:", getattr(workers.initialize_global_process_group_ray, "__verl_fair_patch__", None) is not None)
 print("platform:", get_platform().device_name)
 print("engine device:", os.environ.get("VERL_ENGINE_DEVICE"))
 """
@@ -62,6 +47,29 @@ def test_verl_platform_cpu_activates_platform_rollout_gloo_and_engines():
     assert "platform: cpu" in out and "engine device: cuda" in out
 
 
+ALONE = (
+    PROBE
+    + """
+import sys
+fairness = sorted(m for m in sys.modules if m.startswith("verl_fair.") and not m.startswith("verl_fair.cpu")
+                  and m != "verl_fair.patches")
+print("fairness modules:", fairness)
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+print("fair_grpo:", "fair_grpo" in ADV_ESTIMATOR_REGISTRY)
+"""
+)
+
+
+def test_cpu_backend_is_a_plugin_of_its_own():
+    """Loaded as the only plugin, it works and imports none of the fairness code."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERL_")}
+    env.update(VERL_PLATFORM="cpu", VERL_USE_EXTERNAL_PLUGINS="verl_fair_cpu")
+    result = subprocess.run([sys.executable, "-c", ALONE], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "cpu registered: True" in result.stdout and "gloo: True" in result.stdout
+    assert "fairness modules: []" in result.stdout and "fair_grpo: False" in result.stdout
+
+
 GLOO = """
 import os
 os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29533", RANK="0", WORLD_SIZE="1")
@@ -85,7 +93,7 @@ def test_process_group_is_plain_gloo_on_the_host():
     assert result.stdout.split() == ["gloo", "cpu", "0"]
 
 
-def test_activation_is_idempotent(monkeypatch):
+def test_activation_is_idempotent_and_undoable(monkeypatch):
     import verl.utils.distributed as distributed
     from verl.plugin.platform import PlatformRegistry
     from verl.workers.rollout.base import _ROLLOUT_REGISTRY
@@ -97,18 +105,20 @@ def test_activation_is_idempotent(monkeypatch):
     for name in cpu.ENGINE_ENV:
         monkeypatch.setenv(name, "unchanged")  # set by the user: activation keeps it
     try:
-        cpu.activate()
+        plugin.activate()
         wrapped = distributed.initialize_global_process_group_ray
-        cpu.activate()
+        plugin.activate()
         assert distributed.initialize_global_process_group_ray is wrapped
         assert wrapped.__wrapped__ is original
         assert all(os.environ[name] == "unchanged" for name in cpu.ENGINE_ENV)
         assert RolloutReplicaRegistry.get(cpu.ROLLOUT_NAME).__name__ == "TransformersReplica"
     finally:
-        distributed.initialize_global_process_group_ray = original
+        for module in ("verl.utils.distributed", "verl.workers.engine_workers"):
+            patches.unwrap(module, "initialize_global_process_group_ray", plugin._gloo)
         for registry, before in zip(registries, saved, strict=True):
             registry.clear()
             registry.update(before)
+    assert distributed.initialize_global_process_group_ray is original
 
 
 @pytest.fixture(scope="module")

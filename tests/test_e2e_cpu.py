@@ -7,7 +7,6 @@ Each run starts its own Ray cluster; a run takes about a minute on 2 cores (benc
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from verl_fair.algorithm.state import read_state
 from verl_fair.demo import run as demo
 from verl_fair.integration.checkpoint import STATE_FILE
 
@@ -39,8 +39,7 @@ class Run:
         return self
 
     def state(self, step: int) -> dict:
-        with (self.output / "checkpoints" / f"global_step_{step}" / STATE_FILE).open("rb") as f:
-            return pickle.load(f)
+        return read_state(self.output / "checkpoints" / f"global_step_{step}" / STATE_FILE)
 
     def series(self, prefix: str) -> dict[int, dict[str, float]]:
         """Per step, the logged metrics whose name starts with ``prefix`` (steps without any left out)."""

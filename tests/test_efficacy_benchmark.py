@@ -32,6 +32,8 @@ def test_the_policy_answers_in_the_rewards_format():
     warm_start(model, vocab, task.warm_start, epochs=5, seed=0)
     prompts = torch.tensor([vocab.prompt(c) for c in task.test])
     responses, log_probs, mask = sample(model, prompts, torch.Generator().manual_seed(0), greedy=True)
-    scored = [compute_score("synthetic", vocab.decode(r), c.label) for r, c in zip(responses.tolist(), task.test)]
+    scored = [
+        compute_score("synthetic", vocab.decode(r), c.label) for r, c in zip(responses.tolist(), task.test, strict=True)
+    ]
     assert sum(s["format_ok"] for s in scored) / len(scored) > 0.9
     assert (log_probs <= 0).all() and mask.dtype == torch.int64

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from verl_fair.cli import configs_folder
+from verl_fair.configs import folder as configs_folder
 
 
 def _main_ppo(*overrides):

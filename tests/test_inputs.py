@@ -6,9 +6,9 @@ import torch
 from helpers import Prompt, make_batch, row_scalars
 
 from verl_fair.algorithm.advantage import NonFiniteRewardError
-from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 from verl_fair.config import FairGRPOConfigError
 from verl_fair.integration import context
+from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 
 PROMPTS = [Prompt([1, 0, 1, 1], "A", "M,A1"), Prompt([0, 0, 1, 0], "A", "F,A2"), Prompt([1, 1, 0, 1], "B", "F,A2")]
 
@@ -26,7 +26,7 @@ def test_padding_rows_get_zero_and_change_no_statistic(variant):
     got, _ = fair_grpo(**padded.kwargs(config))
     assert torch.equal(got[-3:], torch.zeros_like(got[-3:]))
     torch.testing.assert_close(got[:-3], expected, rtol=0, atol=0)
-    assert context.get_state().last_metrics["fair/padding_rows"] == 3
+    assert context.last_report().metrics()["fair/padding_rows"] == 3
     np.testing.assert_array_equal(
         context.get_state().state_dict()["group_stats"]["sums"], state_plain["group_stats"]["sums"]
     )
@@ -87,13 +87,16 @@ def test_missing_index_is_a_clear_error():
     [
         ({"variant": "fast"}, r"variant='fast'.*'paper', 'official'"),
         ({"weighting": "dro"}, r"weighting='dro'.*'group_dro'"),
-        ({"wieghting": "none"}, r"unknown key\(s\) \['wieghting'\]"),
+        ({"wieghting": "none"}, r"unknown key 'wieghting'; did you mean 'weighting'\?"),
         ({"history": {"window": 0}}, r"history=\{'window': 0\}"),
         ({"history": "forever"}, r"history='forever'"),
-        ({"variant": "official", "history": {"ema": 0.9}}, r"'all' with variant=official"),
+        (
+            {"variant": "official", "history": {"ema": 0.9}},
+            r"history=\{'ema': 0.9\} is not valid with variant=official",
+        ),
         ({"max_weight_ratio": 0.5}, r"max_weight_ratio=0.5.*>= 1"),
         ({"cluster": {"k_max": 0}}, r"cluster.k_max=0"),
-        ({"cluster": {"kmax": 3}}, r"cluster has unknown key"),
+        ({"cluster": {"kmax": 3}}, r"unknown key 'cluster.kmax'; did you mean 'cluster.k_max'"),
         ({"age_bins": [50, 25]}, r"age_bins=\[50, 25\].*increasing"),
         ({"epsilon": -1}, r"epsilon=-1.*> 0"),
     ],

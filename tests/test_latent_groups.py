@@ -147,8 +147,8 @@ def test_masked_labels_are_recovered_with_high_adjusted_rand_index():
     import torch
     from helpers import Prompt, make_batch
 
-    from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
     from verl_fair.integration import context
+    from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 
     rng = np.random.default_rng(8)
     success = {"hard": 0.05, "medium": 0.5, "easy": 0.95}
@@ -160,6 +160,51 @@ def test_masked_labels_are_recovered_with_high_adjusted_rand_index():
             prompts.append(Prompt(rewards, "A", group))
         advantages, _ = fair_grpo(**make_batch(prompts, shuffle_seed=step).kwargs({"fair_grpo": {"labels": "none"}}))
         assert torch.isfinite(advantages).all()
-        metrics = context.get_state().last_metrics
+        metrics = context.last_report().metrics()
         assert metrics["fair/latent/ari"] >= 0.8 and metrics["fair/latent/nmi"] >= 0.7
-    assert all(g.startswith("latent") for _, g in context.get_state().last_prompt_keys)
+    assert all(g.startswith("latent") for _, g in context.last_report().prompt_keys)
+
+
+def _permuted(batch, order):
+    """The same batch with its rows in another order (as verl's sequence balancing reorders them)."""
+    from helpers import Batch
+
+    return Batch(
+        batch.token_level_rewards[order],
+        batch.response_mask[order],
+        batch.index[order],
+        {k: np.asarray(v, dtype=object)[order] for k, v in batch.non_tensor_batch.items()},
+    )
+
+
+def test_paper_latent_groups_do_not_depend_on_the_order_of_rows():
+    """The same prompts in another row order give the same advantages, step after step (paper variant)."""
+    import uuid
+
+    import torch
+    from helpers import Prompt, make_batch
+
+    from verl_fair.integration import context
+    from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
+
+    rng = np.random.default_rng(3)
+    steps = []
+    for _ in range(4):
+        prompts = [
+            Prompt(list((rng.random(6) < p).astype(float)), ["A", "B"][i % 2], "UNK", uid=str(uuid.uuid4()))
+            for i, p in enumerate(rng.random(40))
+        ]
+        batch = make_batch(prompts)
+        steps.append((batch, rng.permutation(len(batch.index))))
+    runs = []
+    for shuffled in (False, True):
+        context.reset_state()
+        runs.append([])
+        for batch, order in steps:
+            used = _permuted(batch, order) if shuffled else batch
+            advantages, _ = fair_grpo(**used.kwargs({"fair_grpo": {"variant": "paper"}}, with_metadata=False))
+            if shuffled:
+                advantages = advantages[np.argsort(order)]
+            runs[-1].append(advantages)
+    for in_order, reordered in zip(*runs, strict=True):
+        torch.testing.assert_close(reordered, in_order, rtol=0, atol=1e-6)

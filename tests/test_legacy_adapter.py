@@ -46,7 +46,7 @@ def _call(batch, estimator):
 
 def test_fair_grpo_receives_the_legacy_batch_metadata(adapter):
     _call(make_batch(PROMPTS), "fair_grpo")
-    assert context.get_state().last_prompt_groups == [("A", "M,A3"), ("A", "F,A4"), ("B", "UNK")]
+    assert context.last_report().prompt_groups == [("A", "M,A3"), ("A", "F,A4"), ("B", "UNK")]
 
 
 def test_other_estimators_pass_through_unchanged(adapter):
@@ -57,9 +57,9 @@ def test_other_estimators_pass_through_unchanged(adapter):
 
 
 def test_enable_is_idempotent_and_disable_restores_verl(adapter):
-    original = ray_trainer.compute_advantage.__wrapped_original__
+    original = ray_trainer.compute_advantage.__wrapped__
     legacy.enable()
-    assert ray_trainer.compute_advantage.__wrapped_original__ is original
+    assert ray_trainer.compute_advantage.__wrapped__ is original
     legacy.disable()
     assert ray_trainer.compute_advantage is original
 
@@ -68,7 +68,7 @@ def test_enable_is_idempotent_and_disable_restores_verl(adapter):
 def test_installed_by_configuration_never_by_import_alone(env, expected):
     code = (
         "import verl, verl_fair.integration.legacy; from verl.trainer.ppo import ray_trainer; "
-        "print(hasattr(ray_trainer.compute_advantage, '__wrapped_original__'))"
+        "print(hasattr(ray_trainer.compute_advantage, '__verl_fair_patch__'))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, legacy.ENV: env}

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from helpers import Prompt, make_batch
 
-from verl_fair.algorithm import estimator
-from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
-from verl_fair.groups.labels import UNK, age_bin, group_key
-from verl_fair.integration import context
+from verl_fair.groups.labels import UNK, group_key
+from verl_fair.integration import context, estimator
+from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 
 PROMPTS = [Prompt([1, 0, 1], "A", "M,A1"), Prompt([0, 0, 1], "B", "F,A2"), Prompt([1, 1, 0], "B", UNK)]
 
@@ -20,7 +19,7 @@ def fresh_warnings(monkeypatch):
 
 
 def _groups_seen():
-    return context.get_state().last_prompt_groups
+    return context.last_report().prompt_groups
 
 
 def test_metadata_from_non_tensor_batch():
@@ -88,7 +87,8 @@ def test_group_keys(extra_info, key):
 
 
 def test_age_bins_are_configurable():
-    assert [age_bin(a, (18, 65)) for a in (10, 18, 40, 65, 90, -1, True)] == ["A1", "A1", "A2", "A2", "A3", UNK, UNK]
+    keys = [group_key({"age": a}, ["age"], (18, 65)) for a in (10, 18, 40, 65, 90, -1, True)]
+    assert keys == ["A1", "A1", "A2", "A2", "A3", UNK, UNK]
     batch = make_batch(PROMPTS)
     batch.non_tensor_batch["extra_info"] = np.array([{"age": 70}] * len(batch.index), dtype=object)
     fair_grpo(**batch.kwargs({"fair_grpo": {"group_attributes": ["age"], "age_bins": [18, 65]}}))
@@ -98,7 +98,7 @@ def test_age_bins_are_configurable():
 def test_labels_none_masks_groups_but_keeps_domains():
     fair_grpo(**make_batch(PROMPTS).kwargs({"fair_grpo": {"labels": "none"}}))
     assert _groups_seen() == [("A", UNK), ("B", UNK), ("B", UNK)]
-    assert all(group.startswith("latent") for _, group in context.get_state().last_prompt_keys)
+    assert all(group.startswith("latent") for _, group in context.last_report().prompt_keys)
 
 
 def test_labels_required_stops_a_label_free_run():

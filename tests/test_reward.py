@@ -6,7 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verl_fair.reward_fns.clinical_diagnosis import compute_score, extract_answer, set_f1, split_labels
+from verl_fair.normalise.diagnosis import set_f1, split_labels
+from verl_fair.reward_fns.clinical_diagnosis import compute_score, extract_answer
 
 KEYS = {
     "score",
@@ -153,7 +154,7 @@ def test_thread_safe_under_a_pool():
 def _reward_config(path):
     from hydra import compose, initialize_config_dir
 
-    from verl_fair.cli import configs_folder
+    from verl_fair.configs import folder as configs_folder
 
     with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
         return compose(

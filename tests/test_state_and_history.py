@@ -8,9 +8,9 @@ import torch
 from helpers import Prompt, make_batch
 
 from verl_fair.algorithm.core import FairGRPO
-from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 from verl_fair.config import FairGRPOConfig
 from verl_fair.integration import context
+from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 
 
 def _steps(count, seed=0, unk_share=0.4):
@@ -26,7 +26,7 @@ def _steps(count, seed=0, unk_share=0.4):
 
 def _sums(key):
     state = context.get_state().state_dict()["group_stats"]
-    return state["sums"][state["keys"].index(key)]
+    return state["sums"][state["keys"].index(list(key))]
 
 
 def test_window_keeps_only_the_last_k_steps():
@@ -75,7 +75,7 @@ def test_resumed_state_gives_the_same_advantages_as_an_uninterrupted_run(section
     fresh = context.get_state(FairGRPOConfig.from_algorithm(config))
     fresh.load_state_dict(saved)
     resumed = [fair_grpo(**b.kwargs(config))[0] for b in batches[3:]]
-    for expected, got in zip(uninterrupted[3:], resumed):
+    for expected, got in zip(uninterrupted[3:], resumed, strict=True):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 

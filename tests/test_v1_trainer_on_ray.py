@@ -8,8 +8,8 @@ from helpers import Prompt
 from omegaconf import OmegaConf
 
 import verl_fair.plugin  # noqa: F401
-from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 from verl_fair.integration import context
+from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 from verl_fair.integration.sampler import FairReplayBuffer, FairReplayBufferAsync
 
 FAIR = {"variant": "paper", "min_group_size": 1}
@@ -87,8 +87,7 @@ def test_v1_advantage_step_uses_the_published_groups_padding_and_reordering():
     got = tq_harness.row_advantages(batch.keys)
 
     # the same rows, in the same order, through the estimator with the metadata handed over directly
-    state = context.get_state()
-    assert sorted(set(state.last_prompt_groups)) == sorted({(p.domain, p.group) for p in PROMPTS})
+    assert sorted(set(context.last_report().prompt_groups)) == sorted({(p.domain, p.group) for p in PROMPTS})
     assert not context.has_published()
     context.reset_state()
     expected = _direct_advantages(batch.keys)
@@ -118,7 +117,7 @@ def _direct_advantages(keys):
         },
     )
     lengths = padded["response_mask"].sum(-1)
-    return torch.stack([row[max(int(n), 1) - 1] for row, n in zip(advantages, lengths)])
+    return torch.stack([row[max(int(n), 1) - 1] for row, n in zip(advantages, lengths, strict=True)])
 
 
 def test_validation_batches_pass_through_untouched():

@@ -1,11 +1,14 @@
 """Fairness gaps added to verl's own validation metrics."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from verl_fair.cli import configs_folder
-from verl_fair.integration.checkpoint import FairStateCallback
+from verl_fair.configs import folder as configs_folder
+from verl_fair.integration import validation
 from verl_fair.integration.validation import gap_metrics
 from verl_fair.reward_fns.clinical_diagnosis import compute_score
 
@@ -42,18 +45,44 @@ def test_gap_metrics_by_data_source_and_overall():
     assert metrics["val-fair/cxr/age/acc_worst_group"] == 0.0  # A4
 
 
-def test_hook_through_verls_val_metrics_update(tmp_path):
+@pytest.fixture
+def hook():
+    """The wrap the plugin installs with VERL_FAIR_VALIDATION_METRICS=1, undone afterwards."""
+    yield validation.enable()
+    validation.disable()
+
+
+def test_hook_through_verls_val_metrics_update(hook):
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-    with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
-        config = compose(
-            config_name="fair_grpo_trainer",
-            overrides=[f"trainer.default_local_dir={tmp_path}", "algorithm.adv_estimator=grpo"],
-        )
-    FairStateCallback(config)  # what verl's trainer builds; installs the hook even for the grpo baseline
     sources, infos = _samples()
     trainer = object.__new__(PPOTrainerSync)
     metrics = trainer._val_metrics_update(sources, [f"u{i}" for i in range(len(sources))], infos, sample_turns=[])
     assert metrics["val-fair/cxr/sex/acc_gap"] == pytest.approx(0.5)
     assert metrics["val-aux/cxr/acc_grp_sex_F/mean@1"] == pytest.approx(0.5)  # verl's own per-group number
     assert np.isfinite(metrics["val-core/cxr/acc/mean@1"])
+    validation.disable()
+    assert PPOTrainer._val_metrics_update is hook.original  # undone: the rest of the session sees verl's own
+
+
+def test_the_shipped_config_asks_every_worker_for_the_hook():
+    with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
+        config = compose(config_name="fair_grpo_trainer", overrides=["algorithm.adv_estimator=grpo"])
+    assert config.ray_kwargs.ray_init.runtime_env.env_vars[validation.ENV] == "1"
+
+
+PLUGIN = """
+import os, sys
+os.environ["VERL_FAIR_VALIDATION_METRICS"] = sys.argv[1]
+import verl
+from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+print("wrapped:", hasattr(PPOTrainer._val_metrics_update, "__verl_fair_patch__"))
+"""
+
+
+@pytest.mark.parametrize("requested", ["1", "0"])
+def test_the_plugin_installs_the_hook_when_the_run_asks(requested):
+    result = subprocess.run([sys.executable, "-c", PLUGIN, requested], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"wrapped: {requested == '1'}" in result.stdout

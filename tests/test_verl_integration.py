@@ -11,8 +11,8 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
 import verl_fair.plugin  # noqa: F401  (registration, as the entry point does)
-from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 from verl_fair.integration import context
+from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 
 PROMPTS = [
     Prompt([1, 0, 1, 1], "A", "M,A3", uid=str(uuid.uuid4())),
@@ -70,7 +70,7 @@ def test_v1_multi_trajectory_path_reaches_the_estimator():
     advantages = out.batch["advantages"]
     assert advantages.shape == batch.token_level_rewards.shape
     assert torch.isfinite(advantages).all() and advantages.abs().sum() > 0
-    assert context.get_state().last_metrics["fair/unk_prompts"] == 4  # label-free: no metadata on this path
+    assert context.last_report().metrics()["fair/unk_prompts"] == 4  # label-free: no metadata on this path
 
 
 def test_weighting_none_matches_verl_grpo_through_compute_advantage():
@@ -93,7 +93,7 @@ def test_non_tensor_batch_is_used_when_a_trainer_passes_it():
         config=_algorithm(),
         non_tensor_batch=data.non_tensor_batch,
     )
-    assert context.get_state().last_prompt_groups[:3] == [("A", "M,A3"), ("A", "M,A3"), ("A", "F,A4")]
+    assert context.last_report().prompt_groups[:3] == [("A", "M,A3"), ("A", "M,A3"), ("A", "F,A4")]
 
 
 def test_verl_symbols_this_project_relies_on_still_exist():

@@ -6,8 +6,9 @@ import torch
 from helpers import Prompt, make_batch, row_scalars
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
-from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
-from verl_fair.integration.context import get_state
+from verl_fair.integration import context
+from verl_fair.integration.context import last_report
+from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 
 
 def _prompts(seed=0, n=6, groups=("M,A1", "F,A2", "F,A4"), domains=("A", "B")):
@@ -78,7 +79,7 @@ def test_relabelling_groups_and_domains_changes_nothing(variant, weighting):
 def test_fairgrpo_upweights_small_and_hard_groups():
     prompts = [Prompt([1, 1, 1, 0], "A", "majority") for _ in range(8)] + [Prompt([1, 0, 0, 0], "A", "minority")]
     fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"min_group_size": None}}))
-    weights = get_state().last_prompt_weights
+    weights = last_report().prompt_weights
     assert weights[-1] > 5 * weights[0]
 
 
@@ -87,7 +88,7 @@ def test_alpha_fair_weights_follow_the_reward_deficit():
     fair_grpo(
         **make_batch(prompts).kwargs({"fair_grpo": {"weighting": "alpha_fair", "alpha": 2.0, "min_group_size": None}})
     )
-    weights = get_state().last_prompt_weights
+    weights = last_report().prompt_weights
     assert weights[1] / weights[0] == pytest.approx((0.75 / 0.25) ** 2)
     assert weights.mean() == pytest.approx(1.0)
 
@@ -98,7 +99,7 @@ def test_group_dro_moves_weight_to_the_worst_group_over_steps():
     spreads = []
     for _ in range(3):
         fair_grpo(**make_batch(prompts).kwargs(config))
-        w = get_state().last_prompt_weights
+        w = last_report().prompt_weights
         assert np.dot(w, [4, 4]) / 8 == pytest.approx(1.0)
         spreads.append(w[1] / w[0])
     assert spreads[0] > 1 and spreads[2] > spreads[1] > spreads[0]
@@ -108,18 +109,34 @@ def test_reward_floor_fires_and_is_counted():
     prompts = [Prompt([0, 0, 0, 1], "A", "hard"), Prompt([1, 1, 0, 1], "A", "easy")]
     batch = make_batch(prompts)
     fair_grpo(**batch.kwargs({"fair_grpo": {"reward_floor": 0.3, "min_group_size": None, "max_weight_ratio": None}}))
-    metrics = get_state().last_metrics
+    metrics = last_report().metrics()
     assert metrics["fair/guard/reward_floor"] == 4
-    assert metrics["fair/guard/small_group_pool"] == 0
+    assert metrics["fair/guard/small_group"] == 0
 
 
-def test_min_group_size_pools_small_groups_into_their_domain():
+def test_min_group_size_counts_a_small_group_as_min_size_visits():
     prompts = [Prompt([1, 0, 1, 1], "A", "big") for _ in range(3)] + [Prompt([0, 0, 1, 0], "A", "small")]
     fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"min_group_size": 2, "reward_floor": None}}))
-    state = get_state()
-    assert state.last_metrics["fair/guard/small_group_pool"] == 4
-    # the pooled group takes its domain's statistics: N = 4 visits, mu = 10 / 16
-    assert state.last_prompt_weights[3] == pytest.approx(1 / (np.sqrt(4) * 0.625) ** 2)
+    report = context.last_report()
+    assert report.metrics()["fair/guard/small_group"] == 4
+    # domain A: N = 4 visits, mu = 10 / 16; the small group keeps its mean 0.25 and counts as 2 visits
+    assert report.prompt_weights[3] == pytest.approx(1 / (np.sqrt(4) * 0.625 * np.sqrt(2) * 0.25))
+
+
+def test_min_group_size_never_lets_a_smaller_group_weigh_less_for_the_same_mean():
+    """Groups of 1 to 40 visits with the same mean reward: weights fall with size only above the threshold."""
+    sizes = [1, 4, 15, 16, 17, 40]
+    prompts = [Prompt([1, 0, 0, 1], "A", f"g{size}") for size in sizes for _ in range(size)]
+    config = {"fair_grpo": {"min_group_size": 16, "reward_floor": None, "max_weight_ratio": None}}
+    fair_grpo(**make_batch(prompts).kwargs(config))
+    report = context.last_report()
+    weight = {key[1]: w for key, w in zip(report.prompt_keys, report.prompt_weights, strict=True)}
+    at_threshold = weight["g16"]
+    assert weight["g1"] == weight["g4"] == weight["g15"] == pytest.approx(at_threshold)  # bounded, no jump
+    assert weight["g17"] == pytest.approx(at_threshold * np.sqrt(16 / 17))
+    assert weight["g40"] == pytest.approx(at_threshold * np.sqrt(16 / 40))
+    ordered = [weight[f"g{size}"] for size in sizes]
+    assert all(a >= b - 1e-12 for a, b in zip(ordered, ordered[1:], strict=False))
 
 
 def test_max_weight_ratio_caps_the_spread_and_is_counted():
@@ -133,9 +150,8 @@ def test_max_weight_ratio_caps_the_spread_and_is_counted():
                 {"fair_grpo": {"variant": variant, "max_weight_ratio": 3.0, "min_group_size": None}}
             )
         )
-        state = get_state()
-        assert state.last_metrics["fair/weight_spread"] == pytest.approx(3.0)
-        assert state.last_metrics["fair/guard/weight_cap"] == 4
+        assert context.last_report().metrics()["fair/weight_spread"] == pytest.approx(3.0)
+        assert context.last_report().metrics()["fair/guard/weight_cap"] == 4
 
 
 def test_official_nonfinite_fallback_is_counted():
@@ -143,4 +159,4 @@ def test_official_nonfinite_fallback_is_counted():
     batch = make_batch(prompts)
     advantages, _ = fair_grpo(**batch.kwargs({"fair_grpo": {"variant": "official"}}))
     assert torch.isfinite(advantages).all()
-    assert get_state().last_metrics["fair/guard/nonfinite_fallback"] == 4
+    assert last_report().metrics()["fair/guard/nonfinite_fallback"] == 4

@@ -1,95 +1,138 @@
-"""FairGRPO settings: ``algorithm.fair_grpo`` validated into a dataclass.
+"""FairGRPO settings: ``algorithm.fair_grpo`` validated into a :class:`FairGRPOConfig`.
 
 verl hands a registered estimator its ``algorithm`` section as an OmegaConf ``DictConfig``. FairGRPO's
-knobs live under ``algorithm.fair_grpo``; :func:`FairGRPOConfig.from_algorithm` reads them, fills the
-defaults of the chosen ``variant`` (method.md section 13.2) and rejects unknown keys and bad values
-with an error that names the key, the value and what is allowed.
+knobs live under ``algorithm.fair_grpo``: the core knobs below (:data:`CORE_KNOBS`) and the knobs each
+weighting rule declares. :meth:`FairGRPOConfig.from_algorithm` fills the defaults of the chosen
+``variant`` and rejects unknown keys and bad values with one error naming every problem, its value and
+what is allowed. ``python -m verl_fair.config`` prints the shipped ``configs/fair_grpo.yaml``, which is
+rendered from these declarations (a test keeps the file current).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
-import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from verl_fair.algorithm.weighting import WEIGHTING_RULES
+from verl_fair.settings import (
+    AUTO,
+    FairGRPOConfigError,
+    HistoryConfig,
+    Invalid,
+    Knob,
+    choice,
+    increasing_numbers,
+    integer,
+    name_list,
+    number,
+    text,
+)
+
+__all__ = ["CORE_KNOBS", "ClusterConfig", "FairGRPOConfig", "FairGRPOConfigError", "HistoryConfig", "all_knobs"]
+
 VARIANTS = ("paper", "official")
-WEIGHTINGS = ("fairgrpo", "alpha_fair", "group_dro", "none")
-CLUSTER_FEATURES = ("raw", "sorted")
-MEMORY_MODES = ("reservoir", "sliding")
-LABEL_MODES = ("auto", "required", "none")
-
-# Guard defaults of the paper variant (method.md 13.2); the official variant has them off.
-PAPER_GUARDS = {"reward_floor": 0.05, "max_weight_ratio": 100.0, "min_group_size": 16}
-# A knob set to AUTO (or left out) takes the default of the chosen variant.
-AUTO = "auto"
+SECTIONS = {"cluster": "latent groups of prompts without demographic labels (k-means over per-prompt reward vectors)"}
 
 
-class FairGRPOConfigError(ValueError):
-    """A bad ``algorithm.fair_grpo`` setting; the message names the key and the fix."""
+def _weighting(value: Any) -> str:
+    return choice(*WEIGHTING_RULES)(value)
 
 
-def _fail(key: str, value: Any, allowed: str) -> FairGRPOConfigError:
-    return FairGRPOConfigError(f"algorithm.fair_grpo.{key}={value!r} is not valid: expected {allowed}.")
+CORE_KNOBS: tuple[Knob, ...] = (
+    Knob("variant", "paper", "paper (the paper's clamp, sorted features, bounded memory, guards) | official "
+         "(the authors' code, bit for bit)", choice(*VARIANTS)),
+    Knob("weighting", "fairgrpo", "how group statistics weigh the GRPO scores:",
+         _weighting),
+    Knob("history", "all", "statistics window: all | {window: K} (last K steps) | {ema: beta}",
+         HistoryConfig.parse, official="all", official_fixed=True),
+    Knob("epsilon", 1e-6, "epsilon in every clamp and in the std denominators", number(0, 0.1, above=True)),
+    Knob("reward_floor", 0.05, "floor on every group and domain mean reward that enters a factor",
+         number(0, nullable=True, null_means="to switch the floor off"), official=None),
+    Knob("max_weight_ratio", 100.0, "cap on the largest / smallest per-sample weight in a batch",
+         number(1, 1e9, nullable=True, null_means="to switch the cap off"), official=None),
+    Knob("min_group_size", 16, "a group with fewer question visits counts as this many (its weight stays "
+         "bounded and never falls below a larger group's with the same mean reward)",
+         integer(0, nullable=True, null_means="to switch the guard off"), official=None),
+    Knob("reward_max", 1.0, "the best attainable reward (1 for rewards in [0, 1]): deficits and losses are "
+         "measured from it", number()),
+    Knob("cluster.k_max", 3, "largest k the elbow rule may choose", integer(1, 20)),
+    Knob("cluster.tol", 0.1, "elbow: stop at the first k whose inertia drop is below tol x the previous drop",
+         number(0, 1)),
+    Knob("cluster.features", "sorted", "sorted | raw reward vectors", choice("sorted", "raw"), official="raw",
+         official_fixed=True),
+    Knob("cluster.memory", 4096, "prompt vectors kept per data source; null keeps all",
+         integer(2, nullable=True, null_means="for unbounded"), official=None, official_fixed=True),
+    Knob("cluster.memory_mode", "reservoir", "reservoir (uniform sample of the history) | sliding (the newest)",
+         choice("reservoir", "sliding")),
+    Knob("cluster.seed", 0, "seed of k-means and of the reservoir (official: 0 only)", integer(0, 2**32 - 1),
+         official=0, official_fixed=True),
+    Knob("group_attributes", ["sex", "age"], "attributes read from extra_info (or extra_info.demographics) and "
+         "combined into the group key", name_list),
+    Knob("age_bins", [25, 50, 75], "upper edges of the age bins A1..A4", increasing_numbers),
+    Knob("data_source_key", "data_source", "non-tensor field naming each sample's data source (domain)", text),
+    Knob("labels", "auto", "auto (labels when metadata reaches the estimator, else label-free) | required (stop "
+         "without labels) | none (ignore demographic labels: every prompt is clustered within its data source)",
+         choice("auto", "required", "none")),
+)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class HistoryConfig:
-    """Statistics window: ``all`` steps, the last ``window`` steps, or an ``ema`` with decay beta."""
+def all_knobs() -> tuple[Knob, ...]:
+    """The core knobs, then every registered rule's own."""
+    return CORE_KNOBS + tuple(k for rule in WEIGHTING_RULES.values() for k in rule.knobs)
 
-    mode: str = "all"  # all | window | ema
-    window: int | None = None
-    ema: float | None = None
 
-    @classmethod
-    def parse(cls, value: Any) -> HistoryConfig:
-        allowed = "'all', {window: K} with integer K >= 1, or {ema: beta} with 0 < beta < 1"
-        if value is None or value == "all":
-            return cls()
-        if isinstance(value, Mapping) and len(value) == 1:
-            ((mode, arg),) = value.items()
-            if mode == "window" and isinstance(arg, int) and not isinstance(arg, bool) and arg >= 1:
-                return cls(mode="window", window=arg)
-            if mode == "ema" and _is_number(arg) and 0.0 < arg < 1.0:
-                return cls(mode="ema", ema=float(arg))
-        raise _fail("history", _plain(value), allowed)
+_CORE = {knob.key: knob for knob in CORE_KNOBS}
+
+
+def _default(key: str) -> Any:
+    """The parsed paper-variant default of a core knob: dataclass defaults are read from the knobs."""
+    return _CORE[key].check(_CORE[key].default)
+
+
+def _rule_defaults() -> tuple[tuple[str, Any], ...]:
+    return tuple((k.key, k.check(k.default)) for rule in WEIGHTING_RULES.values() for k in rule.knobs)
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
     """Latent groups of UNK prompts: elbow over k <= k_max, features and bounded memory."""
 
-    k_max: int = 3
-    tol: float = 0.10
-    features: str = "sorted"
-    memory: int | None = 4096  # prompt vectors kept per domain; None = unbounded (official)
-    memory_mode: str = "reservoir"
-    seed: int = 0
+    k_max: int = _default("cluster.k_max")
+    tol: float = _default("cluster.tol")
+    features: str = _default("cluster.features")
+    memory: int | None = _default("cluster.memory")  # prompt vectors kept per domain; None = unbounded
+    memory_mode: str = _default("cluster.memory_mode")
+    seed: int = _default("cluster.seed")
 
 
 @dataclass(frozen=True)
 class FairGRPOConfig:
-    """Everything the estimator reads from ``algorithm`` (see ``verl_fair/config/fair_grpo.yaml``)."""
+    """Everything the estimator reads from ``algorithm``; each default is its knob's (paper variant)."""
 
-    variant: str = "paper"
-    weighting: str = "fairgrpo"
-    history: HistoryConfig = field(default_factory=HistoryConfig)
-    epsilon: float = 1e-6
-    reward_floor: float | None = PAPER_GUARDS["reward_floor"]
-    max_weight_ratio: float | None = PAPER_GUARDS["max_weight_ratio"]
-    min_group_size: int | None = PAPER_GUARDS["min_group_size"]
-    alpha: float = 1.0
-    reward_max: float = 1.0
-    dro_step_size: float = 0.01
-    dro_size_adjustment: float = 0.0
+    variant: str = _default("variant")
+    weighting: str = _default("weighting")
+    history: HistoryConfig = field(default_factory=lambda: _default("history"))
+    epsilon: float = _default("epsilon")
+    reward_floor: float | None = _default("reward_floor")
+    max_weight_ratio: float | None = _default("max_weight_ratio")
+    min_group_size: int | None = _default("min_group_size")
+    reward_max: float = _default("reward_max")
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    group_attributes: tuple[str, ...] = ("sex", "age")
-    age_bins: tuple[float, ...] = (25.0, 50.0, 75.0)
-    data_source_key: str = "data_source"
-    labels: str = "auto"
-    norm_adv_by_std_in_grpo: bool = True
+    group_attributes: tuple[str, ...] = _default("group_attributes")
+    age_bins: tuple[float, ...] = _default("age_bins")
+    data_source_key: str = _default("data_source_key")
+    labels: str = _default("labels")
+    norm_adv_by_std_in_grpo: bool = True  # verl's algorithm.norm_adv_by_std_in_grpo
+    rule_settings: tuple[tuple[str, Any], ...] = field(default_factory=_rule_defaults)  # the rules' own knobs
+
+    def rule(self, key: str) -> Any:
+        """A weighting rule's setting (e.g. ``alpha``)."""
+        return dict(self.rule_settings)[key]
 
     @classmethod
     def from_algorithm(cls, algorithm: Mapping[str, Any] | None) -> FairGRPOConfig:
@@ -101,91 +144,53 @@ class FairGRPOConfig:
                 f"algorithm.norm_adv_by_std_in_grpo={norm!r} is not valid: expected true or false."
             )
         section = algorithm.get("fair_grpo", None)
-        return cls.from_mapping(_plain(section) if section is not None else {}, norm_adv_by_std_in_grpo=norm)
+        return cls.from_mapping(plain(section) if section is not None else {}, norm_adv_by_std_in_grpo=norm)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], norm_adv_by_std_in_grpo: bool = True) -> FairGRPOConfig:
         """Build from the plain ``fair_grpo`` mapping; unset knobs take the variant's defaults."""
         if not isinstance(raw, Mapping):
-            raise _fail("", raw, "a mapping of FairGRPO settings")
-        raw = dict(raw)
-        known = {f.name for f in dataclasses.fields(cls)} - {"norm_adv_by_std_in_grpo"}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise FairGRPOConfigError(
-                f"algorithm.fair_grpo has unknown key(s) {unknown}; allowed keys are {sorted(known)}."
-            )
-        variant = raw.get("variant", "paper")
-        _choice("variant", variant, VARIANTS)
-        official = variant == "official"
-
-        weighting = raw.get("weighting", "fairgrpo")
-        _choice("weighting", weighting, WEIGHTINGS)
-        history = HistoryConfig.parse(raw.get("history", "all"))
-        if official and history.mode != "all":
-            raise _fail(
-                "history",
-                _plain(raw["history"]),
-                "'all' with variant=official (the authors' code "
-                "accumulates from step 0); use variant=paper for a window or an EMA",
-            )
-        epsilon = _positive("epsilon", raw.get("epsilon", 1e-6))
-
-        guards = {}
-        for name, default in PAPER_GUARDS.items():
-            value = raw.get(name, AUTO)
-            guards[name] = (None if official else default) if value == AUTO else value
-        if guards["reward_floor"] is not None:
-            guards["reward_floor"] = _non_negative("reward_floor", guards["reward_floor"])
-        if guards["max_weight_ratio"] is not None:
-            ratio = guards["max_weight_ratio"]
-            if not _is_number(ratio) or ratio < 1.0:
-                raise _fail("max_weight_ratio", ratio, "a number >= 1, or null to switch the cap off")
-            guards["max_weight_ratio"] = float(ratio)
-        if guards["min_group_size"] is not None:
-            size = guards["min_group_size"]
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise _fail("min_group_size", size, "an integer >= 0, or null to switch pooling off")
-
-        cluster = _cluster(raw.get("cluster", {}) or {}, official)
-        attributes = raw.get("group_attributes", ["sex", "age"])
-        if (
-            isinstance(attributes, str)
-            or not isinstance(attributes, (list, tuple))
-            or not attributes
-            or not all(isinstance(a, str) and a for a in attributes)
-        ):
-            raise _fail("group_attributes", attributes, "a non-empty list of attribute names, e.g. [sex, age]")
-        bins = raw.get("age_bins", [25, 50, 75])
-        if (
-            not isinstance(bins, (list, tuple))
-            or not bins
-            or not all(_is_number(b) for b in bins)
-            or list(bins) != sorted(set(bins))
-        ):
-            raise _fail("age_bins", bins, "a non-empty, strictly increasing list of upper bin edges, e.g. [25, 50, 75]")
-        labels = raw.get("labels", "auto")
-        _choice("labels", labels, LABEL_MODES)
-        source_key = raw.get("data_source_key", "data_source")
-        if not isinstance(source_key, str) or not source_key:
-            raise _fail("data_source_key", source_key, "the name of the field holding the data source")
-
+            raise FairGRPOConfigError(f"algorithm.fair_grpo={raw!r} is not valid: expected a mapping of settings.")
+        knobs = {k.key: k for k in all_knobs()}
+        values, problems = _flatten(raw, knobs)
+        variant = values.get("variant", "paper")
+        variant = variant if variant in VARIANTS else "paper"
+        parsed = {}
+        for key, knob in knobs.items():
+            value = values.get(key, AUTO)
+            if value == AUTO:
+                parsed[key] = knob.check(knob.default_for(variant))
+                continue
+            try:
+                parsed[key] = knob.check(value)
+            except Invalid as error:
+                problems.append(f"algorithm.fair_grpo.{key}={_shown(value)} is not valid: expected {error}.")
+                continue
+            if variant == "official" and knob.official_fixed and parsed[key] != knob.check(knob.official):
+                problems.append(
+                    f"algorithm.fair_grpo.{key}={_shown(value)} is not valid with variant=official: the authors' code "
+                    f"uses {_shown(knob.official)}. Use variant=paper to change it."
+                )
+        if problems:
+            raise FairGRPOConfigError(problems[0] if len(problems) == 1 else _listed(problems))
+        cluster = ClusterConfig(**{k.split(".", 1)[1]: parsed[k] for k in parsed if k.startswith("cluster.")})
+        rule_keys = [k.key for rule in WEIGHTING_RULES.values() for k in rule.knobs]
         return cls(
-            variant=variant,
-            weighting=weighting,
-            history=history,
-            epsilon=epsilon,
-            alpha=_non_negative("alpha", raw.get("alpha", 1.0)),
-            reward_max=_finite("reward_max", raw.get("reward_max", 1.0)),
-            dro_step_size=_non_negative("dro_step_size", raw.get("dro_step_size", 0.01)),
-            dro_size_adjustment=_non_negative("dro_size_adjustment", raw.get("dro_size_adjustment", 0.0)),
+            variant=parsed["variant"],
+            weighting=parsed["weighting"],
+            history=parsed["history"],
+            epsilon=parsed["epsilon"],
+            reward_floor=parsed["reward_floor"],
+            max_weight_ratio=parsed["max_weight_ratio"],
+            min_group_size=parsed["min_group_size"],
+            reward_max=parsed["reward_max"],
             cluster=cluster,
-            group_attributes=tuple(attributes),
-            age_bins=tuple(float(b) for b in bins),
-            data_source_key=source_key,
-            labels=labels,
+            group_attributes=parsed["group_attributes"],
+            age_bins=parsed["age_bins"],
+            data_source_key=parsed["data_source_key"],
+            labels=parsed["labels"],
             norm_adv_by_std_in_grpo=norm_adv_by_std_in_grpo,
-            **guards,
+            rule_settings=tuple((k, parsed[k]) for k in rule_keys),
         )
 
     def fingerprint(self) -> str:
@@ -193,48 +198,35 @@ class FairGRPOConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
-def _cluster(raw: Any, official: bool) -> ClusterConfig:
-    if not isinstance(raw, Mapping):
-        raise _fail("cluster", raw, "a mapping with keys k_max, tol, features, memory, memory_mode, seed")
-    known = {f.name for f in dataclasses.fields(ClusterConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise FairGRPOConfigError(
-            f"algorithm.fair_grpo.cluster has unknown key(s) {unknown}; allowed keys are {sorted(known)}."
-        )
-    k_max = raw.get("k_max", 3)
-    if not isinstance(k_max, int) or isinstance(k_max, bool) or k_max < 1:
-        raise _fail("cluster.k_max", k_max, "an integer >= 1")
-    tol = raw.get("tol", 0.10)
-    if not _is_number(tol) or not 0.0 <= tol <= 1.0:
-        raise _fail("cluster.tol", tol, "a number in [0, 1]")
-    seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise _fail("cluster.seed", seed, "an integer")
-    if official:
-        for key, required in (("features", "raw"), ("memory", None), ("seed", 0)):
-            if raw.get(key, AUTO) not in (AUTO, required):
-                raise _fail(
-                    f"cluster.{key}",
-                    raw[key],
-                    f"{required!r} with variant=official (the authors' clustering); use variant=paper to change it",
-                )
-        return ClusterConfig(k_max=k_max, tol=float(tol), features="raw", memory=None, seed=0)
-    features = raw.get("features", AUTO)
-    features = "sorted" if features == AUTO else features
-    _choice("cluster.features", features, CLUSTER_FEATURES)
-    memory = raw.get("memory", AUTO)
-    memory = 4096 if memory == AUTO else memory
-    if memory is not None and (not isinstance(memory, int) or isinstance(memory, bool) or memory < 2):
-        raise _fail("cluster.memory", memory, "an integer >= 2 (prompt vectors kept per domain), or null for unbounded")
-    memory_mode = raw.get("memory_mode", "reservoir")
-    _choice("cluster.memory_mode", memory_mode, MEMORY_MODES)
-    return ClusterConfig(
-        k_max=k_max, tol=float(tol), features=features, memory=memory, memory_mode=memory_mode, seed=seed
-    )
+def _flatten(raw: Mapping[str, Any], knobs: Mapping[str, Knob]) -> tuple[dict[str, Any], list[str]]:
+    """Dotted keys of ``raw`` (``cluster: {k_max: 3}`` -> ``cluster.k_max``) and the unknown ones as problems."""
+    values, problems = {}, []
+    for key, value in raw.items():
+        if key in SECTIONS:
+            if not isinstance(value, Mapping):
+                if value is not None:
+                    problems.append(f"algorithm.fair_grpo.{key}={_shown(value)} is not valid: expected a mapping.")
+                continue
+            values.update({f"{key}.{sub}": v for sub, v in value.items()})
+        else:
+            values[str(key)] = value
+    for key in sorted(set(values) - set(knobs)):
+        close = difflib.get_close_matches(key, list(knobs), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append(f"algorithm.fair_grpo has an unknown key {key!r}{hint} Allowed keys: {sorted(knobs)}.")
+        del values[key]
+    return values, problems
 
 
-def _plain(value: Any) -> Any:
+def _listed(problems: list[str]) -> str:
+    return f"{len(problems)} problems in algorithm.fair_grpo:\n- " + "\n- ".join(problems)
+
+
+def _shown(value: Any) -> str:
+    return repr(plain(value))
+
+
+def plain(value: Any) -> Any:
     """OmegaConf containers to plain Python, without importing omegaconf when it is not in use."""
     if hasattr(value, "_metadata") and type(value).__module__.startswith("omegaconf"):
         from omegaconf import OmegaConf
@@ -243,28 +235,52 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def render_yaml() -> str:
+    """The shipped ``configs/fair_grpo.yaml``: every knob with its default and a comment."""
+    lines = [
+        "# algorithm.fair_grpo: every FairGRPO knob with its default (variant: paper).",
+        "# Generated from verl_fair/config.py and the weighting rules by `python -m verl_fair.config`; do not edit.",
+        "# Merge under verl's `algorithm` section, e.g. `+algorithm.fair_grpo.variant=official` on the command line.",
+        "# Knobs set to `auto` take the default of the chosen variant (paper / official, given in the comment);",
+        "# null switches a guard off.",
+    ]
+    rules = [f"#   {name}: {rule.summary}" for name, rule in WEIGHTING_RULES.items()]
+    section = None
+    for knob in CORE_KNOBS:
+        head, _, tail = knob.key.partition(".")
+        if tail and head != section:
+            section = head
+            lines += [f"# {SECTIONS[head]}", f"{head}:"]
+        indent, name = ("  ", tail) if tail else ("", head)
+        knob_lines = _knob_lines(knob, knob.doc, indent, name)
+        lines += knob_lines[:1] + (rules if knob.key == "weighting" else []) + knob_lines[1:]
+    lines.append("# settings of the weighting rules (read only by the rule they name)")
+    for rule in WEIGHTING_RULES.values():
+        for knob in rule.knobs:
+            lines += _knob_lines(knob, knob.doc, "", knob.key)
+    return "\n".join(lines) + "\n"
 
 
-def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise _fail(key, value, "one of " + ", ".join(repr(a) for a in allowed))
+def _knob_lines(knob: Knob, doc: str, indent: str, name: str) -> list[str]:
+    if knob.has_variant_default:
+        doc += f" (auto: paper {_yaml(knob.default)} / official {_yaml(knob.official)})"
+        value = AUTO
+    else:
+        value = _yaml(knob.default)
+    return [f"{indent}# {doc}", f"{indent}{name}: {value}"]
 
 
-def _finite(key: str, value: Any) -> float:
-    if not _is_number(value):
-        raise _fail(key, value, "a finite number")
-    return float(value)
+def _yaml(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value != 0 and abs(value) < 1e-3:
+        return f"{value:.1e}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    return str(value)
 
 
-def _positive(key: str, value: Any) -> float:
-    if not _is_number(value) or value <= 0:
-        raise _fail(key, value, "a number > 0")
-    return float(value)
-
-
-def _non_negative(key: str, value: Any) -> float:
-    if not _is_number(value) or value < 0:
-        raise _fail(key, value, "a number >= 0")
-    return float(value)
+if __name__ == "__main__":
+    sys.stdout.write(render_yaml())

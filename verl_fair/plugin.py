@@ -1,10 +1,21 @@
-"""verl plugin: registers ``fair_grpo`` in verl's advantage-estimator registry, and the CPU backend on request.
+"""The fairness plugin for verl: registers ``fair_grpo`` and installs the adapters the run asks for.
 
-verl loads this module through the ``verl.plugins`` entry point in every process that imports verl,
-and hides plugin exceptions at DEBUG level; so this module imports nothing heavy, registers
-idempotently, and logs its own failures at WARNING before re-raising. It can also be loaded with
-``VERL_USE_EXTERNAL_MODULES=verl_fair.plugin``, which lets errors propagate, or called directly:
+verl loads this module through the ``verl.plugins`` entry point ``verl_fair`` in every process that
+imports verl, and hides plugin exceptions at DEBUG level; so this module imports nothing heavy,
+registers idempotently, and logs its own failures at WARNING before re-raising. It can also be loaded
+with ``VERL_USE_EXTERNAL_MODULES=verl_fair.plugin``, which lets errors propagate, or called directly:
 ``verl_fair.plugin.register()``.
+
+What a run asks for is read from its environment, which Ray hands to every worker
+(``ray_kwargs.ray_init.runtime_env.env_vars``):
+
+- ``VERL_FAIR_VALIDATION_METRICS=1`` (set by the shipped config): fairness gaps in verl's validation
+  metrics (:mod:`verl_fair.integration.validation`);
+- ``VERL_FAIR_LEGACY_ADAPTER=1``: ``non_tensor_batch`` for ``fair_grpo`` on the legacy trainer
+  (:mod:`verl_fair.integration.legacy`).
+
+Both wrap verl functions through :mod:`verl_fair.patches`, only once verl imports the module they
+wrap. The CPU backend is a plugin of its own (:mod:`verl_fair.cpu.plugin`).
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ def register() -> None:
     """Register ``fair_grpo``; a no-op when this estimator is already registered."""
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
-    from verl_fair.algorithm.estimator import compute_fair_grpo_outcome_advantage as estimator
+    from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as estimator
 
     existing = ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR_NAME)
     if existing is estimator:
@@ -38,30 +49,24 @@ def register() -> None:
     register_adv_est(ESTIMATOR_NAME)(estimator)
 
 
-def enable_requested_adapters() -> None:
-    """Install the legacy-trainer adapter when the run asks for it (``VERL_FAIR_LEGACY_ADAPTER=1``)."""
-    from verl_fair.integration import legacy
+def install_requested() -> list[str]:
+    """Install the adapters the environment asks for; returns their names."""
+    from verl_fair.integration import legacy, validation
 
-    if legacy.requested():
-        legacy.enable()
-
-
-def enable_requested_cpu_backend() -> None:
-    """Register verl's CPU platform and rollout backend when the run asks for them (``VERL_PLATFORM=cpu``)."""
-    from verl_fair import cpu
-
-    if cpu.requested():
-        cpu.activate()
+    installed = []
+    for name, module in (("validation metrics", validation), ("legacy adapter", legacy)):
+        if module.requested():
+            module.enable()
+            installed.append(name)
+    return installed
 
 
 try:
-    enable_requested_cpu_backend()  # before anything resolves verl's platform
     register()
-    enable_requested_adapters()
+    install_requested()
 except Exception:  # verl would swallow this at DEBUG level
     logger.warning(
-        "verl-fair failed to register %r (and the CPU backend if VERL_PLATFORM=cpu) with verl; "
-        "algorithm.adv_estimator=%s will be unknown.",
+        "verl-fair failed to register %r with verl; algorithm.adv_estimator=%s will be unknown.",
         ESTIMATOR_NAME,
         ESTIMATOR_NAME,
         exc_info=True,

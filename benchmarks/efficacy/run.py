@@ -71,12 +71,13 @@ class History:
 def evaluate(model, vocab: Vocabulary, task: Task, generator: torch.Generator) -> dict[str, float]:
     """Greedy answers on the test set -> the paper's and the standard fairness metrics."""
     from verl_fair.metrics.fairness import Predictions, paper_metrics, standard_metrics
-    from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_SYNONYMS, compute_score, split_labels
+    from verl_fair.normalise.diagnosis import DEFAULT_SYNONYMS, split_labels
+    from verl_fair.reward_fns.clinical_diagnosis import compute_score
 
     prompts = torch.tensor([vocab.prompt(c) for c in task.test])
     responses, _, _ = sample(model, prompts, generator, greedy=True)
     rows = []
-    for case, response in zip(task.test, responses.tolist()):
+    for case, response in zip(task.test, responses.tolist(), strict=True):
         predicted = compute_score(task.name, vocab.decode(response), case.label)["pred"]
         rows.append(
             {
@@ -137,7 +138,9 @@ def train(task: Task, method: str, seed: int, settings: Settings, start_state: d
             rewards[row, int(mask[row].sum()) - 1] = compute_score(task.name, vocab.decode(response), case.label)[
                 "score"
             ]
-        context.publish({uid: (task.name, group_key(c.groups, task.attributes)) for uid, c in zip(uids, cases)})
+        context.publish(
+            {uid: (task.name, group_key(c.groups, task.attributes)) for uid, c in zip(uids, cases, strict=True)}
+        )
         data = DataProto.from_dict(
             tensors={"token_level_rewards": rewards, "response_mask": mask},
             non_tensors={"uid": np.array(uids, dtype=object).repeat(settings.rollouts)},

@@ -16,7 +16,7 @@ EPOCHS=${EPOCHS:-1}
 SAVE_FREQ=${SAVE_FREQ:-20}
 TEST_FREQ=${TEST_FREQ:-5}
 
-# The paper's settings (method.md 10.3): batch 512 prompts, mini-batch 128, 4096/4096 tokens, KL loss off.
+# The paper's settings (docs/method.md §11): batch 512 prompts, mini-batch 128, 4096/4096 tokens, KL loss off.
 COMMON_ARGS=(
     "data.train_files=$TRAIN_FILES" "data.val_files=$VAL_FILES"
     data.train_batch_size=512 data.max_prompt_length=4096 data.max_response_length=4096

@@ -1,38 +1,78 @@
-"""The FairGRPO estimator state and one training step (pure torch/numpy; method.md sections 2-4).
+"""The FairGRPO estimator state and one training step (pure torch/numpy; Dai et al., arXiv 2510.19893).
 
-:class:`FairGRPO` holds everything that lives across steps (running statistics, latent-group
-memory, Group-DRO losses) behind ``state_dict()`` / ``load_state_dict()``, and turns one batch of
-outcome rewards with per-prompt domains and groups into per-row advantages.
+:class:`FairGRPO` holds everything that lives across steps (running statistics, latent-group memory,
+the weighting rule's own state) behind ``state_dict()`` / ``load_state_dict()``, and turns one batch
+of outcome rewards with per-prompt domains and groups into per-row advantages and a
+:class:`StepReport`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from verl_fair.algorithm.advantage import (
-    PromptBatch,
-    grpo_scores,
-    renormalise_by_batch_std,
-    scatter_rows,
-)
+from verl_fair.algorithm.advantage import PromptBatch, grpo_scores, scatter_rows
+from verl_fair.algorithm.state import StateError, expect, expect_count
 from verl_fair.algorithm.stats import RunningStats
-from verl_fair.algorithm.weighting import (
-    GroupDRO,
-    GroupView,
-    alpha_fair_weights,
-    fairgrpo_factors,
-    pool_small_groups,
-)
+from verl_fair.algorithm.weighting import WEIGHTING_RULES, GroupView, RuleInput, raise_small_groups
 from verl_fair.config import FairGRPOConfig
-from verl_fair.groups.labels import UNK, GroupLabeler
+from verl_fair.groups.labels import UNK
 from verl_fair.groups.latent import LatentGroups, OfficialLatentGroups
 
-STATE_VERSION = 1
-GUARDS = ("reward_floor", "small_group_pool", "weight_cap", "nonfinite_fallback")
+STATE_VERSION = 2
+GUARDS = ("reward_floor", "small_group", "weight_cap", "nonfinite_fallback")
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What one step did, per prompt (length P) and in total; the training metrics are read from it.
+
+    ``prompt_groups`` is each prompt's (domain, group) as given (UNK when unlabelled); ``prompt_keys`` the
+    (domain, group) it was weighted in: its label, or ``latent<id>``
+    for an UNK prompt; ``prompt_weights`` the rule's weight of each prompt; ``prompt_mass`` the sum of
+    its rows' absolute advantages; ``guards`` the rows each guard touched.
+    """
+
+    advantages: torch.Tensor  # (B,) one scalar per row, 0 on padding rows
+    prompt_groups: list[tuple[str, str]] = field(default_factory=list)
+    prompt_keys: list[tuple[str, str]] = field(default_factory=list)
+    prompt_weights: np.ndarray = field(default_factory=lambda: np.empty(0))
+    prompt_mass: np.ndarray = field(default_factory=lambda: np.empty(0))
+    unk_prompts: int = 0
+    padding_rows: int = 0
+    guards: dict[str, int] = field(default_factory=dict)
+    latent_alignment: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def prompts(self) -> int:
+        return len(self.prompt_keys)
+
+    def group_summary(self) -> dict[tuple[str, str], tuple[float, float]]:
+        """Per (domain, group): mean prompt weight and share of the step's advantage mass."""
+        total = self.prompt_mass.sum()
+        summary = {}
+        for key in sorted(set(self.prompt_keys)):
+            members = np.array([k == key for k in self.prompt_keys])
+            share = float(self.prompt_mass[members].sum() / total) if total > 0 else 0.0
+            summary[key] = (float(np.mean(self.prompt_weights[members])), share)
+        return summary
+
+    def metrics(self) -> dict[str, float]:
+        """``fair/prompts``, ``fair/unk_prompts``, ``fair/padding_rows``, ``fair/weight_spread`` (largest over
+        smallest positive weight), ``fair/guard/<name>`` and, with ``labels: none``, ``fair/latent/{ari,nmi}``."""
+        finite = self.prompt_weights[np.isfinite(self.prompt_weights) & (self.prompt_weights > 0)]
+        return {
+            "fair/prompts": float(self.prompts),
+            "fair/unk_prompts": float(self.unk_prompts),
+            "fair/padding_rows": float(self.padding_rows),
+            "fair/weight_spread": float(finite.max() / finite.min()) if len(finite) else float("nan"),
+            **{f"fair/guard/{name}": float(self.guards.get(name, 0)) for name in GUARDS},
+            **self.latent_alignment,
+        }
 
 
 class FairGRPO:
@@ -41,20 +81,14 @@ class FairGRPO:
     def __init__(self, config: FairGRPOConfig) -> None:
         self.config = config
         self.group_stats = RunningStats(config.history)  # keys (domain, group); UNK prompts pool in (domain, UNK)
-        self.domain_stats = RunningStats(config.history)
+        self.domain_stats = RunningStats(config.history)  # keys (domain,)
         if config.variant == "official":
             self.latent = OfficialLatentGroups(config.cluster)
         else:
             self.latent = LatentGroups(config.cluster, window_steps=config.history.window)
-        self.dro = GroupDRO()
-        self.labeler = GroupLabeler(config.group_attributes, config.age_bins)
+        self.rule = WEIGHTING_RULES[config.weighting](config)
         self.steps_ = 0
         self.guard_totals_: Counter = Counter()
-        self.last_metrics: dict[str, float] = {}
-        self.last_prompt_groups: list[tuple[str, str]] = []  # (domain, label or UNK) per prompt
-        self.last_prompt_keys: list[tuple[str, str]] = []  # the group each prompt was weighted in
-        self.last_prompt_weights: np.ndarray = np.empty(0)
-        self.last_prompt_mass: np.ndarray = np.empty(0)  # sum of |advantage| over each prompt's rows
 
     def step(
         self,
@@ -62,60 +96,63 @@ class FairGRPO:
         domains: Sequence[str],
         groups: Sequence[str],
         reference_groups: Sequence[str] | None = None,
-    ) -> torch.Tensor:
-        """Advantages ``(B,)`` (one scalar per row, 0 on padding rows) for one training step.
+    ) -> StepReport:
+        """Advantages and report for one training step.
 
         Args:
             batch: the rows regrouped by prompt (:func:`~verl_fair.algorithm.advantage.group_prompts`).
             domains: data source of each prompt (length P).
             groups: group key of each prompt, ``"UNK"`` when unlabelled (length P).
             reference_groups: known labels of prompts whose groups are masked (``labels: none``); the
-                latent groups' agreement with them is logged as ``fair/latent/ari`` and ``fair/latent/nmi``.
+                latent groups' agreement with them is reported as ``fair/latent/ari`` and ``fair/latent/nmi``.
         """
         cfg = self.config
+        if len(domains) != batch.num_prompts or len(groups) != batch.num_prompts:
+            raise ValueError(
+                f"{batch.num_prompts} prompts but {len(domains)} domains and {len(groups)} groups were given"
+            )
         batch_size = batch.padding_rows + len(batch.rows)
         if batch.num_prompts == 0:
-            self.last_metrics = {"fair/prompts": 0.0, "fair/padding_rows": float(batch.padding_rows)}
-            return torch.zeros(batch_size)
+            return StepReport(torch.zeros(batch_size), padding_rows=batch.padding_rows)
         self.steps_ += 1
-        scores = grpo_scores(batch, cfg.norm_adv_by_std_in_grpo, cfg.epsilon)
+        domains, groups = [str(d) for d in domains], [str(g) for g in groups]
         rollouts = batch.counts.astype(np.float64)
         counters: Counter = Counter({g: 0 for g in GUARDS})
+        view = self._group_view(batch, domains, groups) if self.rule.uses_groups else None
+        if view is not None:
+            raise_small_groups(view, cfg.min_group_size, rollouts, counters)
+        inputs = RuleInput(
+            scores=grpo_scores(batch, cfg.norm_adv_by_std_in_grpo, cfg.epsilon),
+            prompt=torch.from_numpy(batch.prompt),
+            rollouts=rollouts,
+            prompt_means=batch.reward_sums() / rollouts,
+            view=view,
+            counters=counters,
+        )
+        advantages, weights = self.rule.apply(inputs)
+        self.guard_totals_.update(counters)
+        keys = view.group_keys if view is not None else list(zip(domains, groups, strict=True))
+        alignment = alignment_metrics(keys, domains, reference_groups) if reference_groups is not None else {}
+        return StepReport(
+            advantages=scatter_rows(advantages, batch, batch_size),
+            prompt_groups=list(zip(domains, groups, strict=True)),
+            prompt_keys=list(keys),
+            prompt_weights=np.asarray(weights, dtype=np.float64),
+            prompt_mass=np.bincount(
+                batch.prompt, weights=advantages.abs().double().numpy(), minlength=batch.num_prompts
+            ),
+            unk_prompts=sum(g == UNK for g in groups),
+            padding_rows=batch.padding_rows,
+            guards=dict(counters),
+            latent_alignment=alignment,
+        )
 
-        keys = list(zip((str(d) for d in domains), (str(g) for g in groups)))
-        if cfg.weighting == "none":
-            weights = np.ones(batch.num_prompts)
-            advantages = scores
-        else:
-            view = self._group_view(batch, domains, groups)
-            keys = view.group_keys
-            pool_small_groups(view, cfg.min_group_size, rollouts, counters)
-            if cfg.weighting == "fairgrpo":
-                factor = fairgrpo_factors(view, cfg, rollouts, counters)
-                with np.errstate(divide="ignore"):
-                    weights = 1.0 / factor
-                advantages = self._apply_factor(scores, factor, batch, counters)
-                advantages = renormalise_by_batch_std(advantages, cfg.epsilon)
-            else:
-                if cfg.weighting == "alpha_fair":
-                    weights = alpha_fair_weights(view, cfg, rollouts, counters)
-                else:
-                    prompt_means = batch.reward_sums() / rollouts
-                    weights = self.dro.weights(view, prompt_means, rollouts, cfg, counters)
-                advantages = scores * torch.from_numpy(weights.astype(np.float32))[torch.from_numpy(batch.prompt)]
-        self._record(batch, domains, groups, keys, weights, advantages, counters)
-        if reference_groups is not None:
-            self.last_metrics.update(alignment_metrics(keys, domains, reference_groups))
-        return scatter_rows(advantages, batch, batch_size)
-
-    def _group_view(self, batch: PromptBatch, domains: Sequence[str], groups: Sequence[str]) -> GroupView:
+    def _group_view(self, batch: PromptBatch, domains: list[str], groups: list[str]) -> GroupView:
         """Update the window statistics with this step, then read N and mu for every prompt."""
-        domains = [str(d) for d in domains]
-        groups = [str(g) for g in groups]
         reward_sums = batch.reward_sums()
         rollouts = batch.counts.astype(np.float64)
-        group_ids = self.group_stats.ids(list(zip(domains, groups)))
-        domain_ids = self.domain_stats.ids(domains)
+        group_ids = self.group_stats.ids(list(zip(domains, groups, strict=True)))
+        domain_ids = self.domain_stats.ids([(d,) for d in domains])
         self.group_stats.update(group_ids, reward_sums, rollouts)
         self.domain_stats.update(domain_ids, reward_sums, rollouts)
         view = GroupView(
@@ -123,12 +160,14 @@ class FairGRPO:
             domain_mean=self.domain_stats.mean(domain_ids),
             group_count=self.group_stats.count(group_ids),
             group_mean=self.group_stats.mean(group_ids),
-            group_keys=list(zip(domains, groups)),
+            group_keys=list(zip(domains, groups, strict=True)),
         )
         unk = np.array([g == UNK for g in groups], dtype=bool)
         if unk.any():
             vectors = batch.vectors()
-            for domain in dict.fromkeys(d for d, u in zip(domains, unk) if u):
+            # the authors' code clusters domains in order of appearance; the paper variant in a fixed order
+            order = dict.fromkeys(d for d, u in zip(domains, unk, strict=True) if u)
+            for domain in order if self.config.variant == "official" else sorted(order):
                 prompts = np.flatnonzero(unk & (np.array(domains, dtype=object) == domain))
                 pool = group_ids[prompts[0]]
                 found = self.latent.assign(
@@ -140,50 +179,13 @@ class FairGRPO:
                 )
                 view.group_count[prompts] = found.sizes
                 view.group_mean[prompts] = found.means
-                for p, cluster in zip(prompts, found.cluster_ids):
+                for p, cluster in zip(prompts, found.cluster_ids, strict=True):
                     view.group_keys[p] = (domain, f"latent{int(cluster)}")
         return view
 
-    def _apply_factor(
-        self, scores: torch.Tensor, factor: np.ndarray, batch: PromptBatch, counters: Counter
-    ) -> torch.Tensor:
-        """a = s / F per row in float32; the official variant keeps s where that is NaN or infinite."""
-        prompt = torch.from_numpy(batch.prompt)
-        scaled = scores / torch.from_numpy(factor.astype(np.float32))[prompt]
-        if self.config.variant == "official":
-            bad = ~torch.isfinite(scaled)
-            counters["nonfinite_fallback"] += int(bad.sum())
-            scaled = torch.where(bad, scores, scaled)
-        return scaled
-
-    def _record(
-        self,
-        batch: PromptBatch,
-        domains: Sequence[str],
-        groups: Sequence[str],
-        keys: list[tuple[str, str]],
-        weights: np.ndarray,
-        advantages: torch.Tensor,
-        counters: Counter,
-    ) -> None:
-        self.guard_totals_.update(counters)
-        self.last_prompt_groups = list(zip((str(d) for d in domains), (str(g) for g in groups)))
-        self.last_prompt_keys = list(keys)
-        self.last_prompt_weights = np.asarray(weights, dtype=np.float64)
-        self.last_prompt_mass = np.bincount(
-            batch.prompt, weights=advantages.abs().double().numpy(), minlength=batch.num_prompts
-        )
-        finite = weights[np.isfinite(weights) & (weights > 0)]
-        self.last_metrics = {
-            "fair/prompts": float(batch.num_prompts),
-            "fair/unk_prompts": float(sum(g == UNK for g in groups)),
-            "fair/padding_rows": float(batch.padding_rows),
-            "fair/weight_spread": float(finite.max() / finite.min()) if len(finite) else float("nan"),
-            **{f"fair/guard/{name}": float(counters[name]) for name in GUARDS},
-        }
-
     def state_dict(self) -> dict:
-        """Plain containers of numbers and arrays; load into a FairGRPO with the same configuration."""
+        """Plain containers of numbers and arrays (see :mod:`verl_fair.algorithm.state`); load into a
+        FairGRPO with the same configuration."""
         return {
             "version": STATE_VERSION,
             "config": self.config.fingerprint(),
@@ -191,29 +193,46 @@ class FairGRPO:
             "group_stats": self.group_stats.state_dict(),
             "domain_stats": self.domain_stats.state_dict(),
             "latent": self.latent.state_dict(),
-            "dro": self.dro.state_dict(),
-            "guard_totals": dict(self.guard_totals_),
+            "rule": self.rule.state_dict(),
+            "guard_totals": {name: int(count) for name, count in self.guard_totals_.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a state written by :meth:`state_dict`; refuse one from another version or configuration."""
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(
-                f"FairGRPO state has version {state.get('version')!r}; this verl-fair reads "
-                f"version {STATE_VERSION}. Start the statistics afresh or use a matching verl-fair."
+        """Restore a state written by :meth:`state_dict`; every field is checked before anything changes.
+
+        Raises:
+            StateError: a missing, mistyped, misshapen, non-finite or negative field (the message names it),
+                or a state from another version or configuration.
+        """
+        version = expect(state, "version", int, "state")
+        if version != STATE_VERSION:
+            raise StateError(
+                f"FairGRPO state has version {version!r}; this verl-fair reads version {STATE_VERSION}. "
+                "Start the statistics afresh or use a matching verl-fair."
             )
-        if state.get("config") != self.config.fingerprint():
-            raise ValueError(
+        saved = expect(state, "config", str, "state")
+        if saved != self.config.fingerprint():
+            raise StateError(
                 "FairGRPO state was written with a different algorithm.fair_grpo configuration:\n"
-                f"  saved:   {state.get('config')}\n  current: {self.config.fingerprint()}\n"
+                f"  saved:   {saved}\n  current: {self.config.fingerprint()}\n"
                 "Resume with the saved configuration, or start the statistics afresh."
             )
-        self.steps_ = int(state["steps"])
-        self.group_stats.load_state_dict(state["group_stats"])
-        self.domain_stats.load_state_dict(state["domain_stats"])
-        self.latent.load_state_dict(state["latent"])
-        self.dro.load_state_dict(state["dro"])
-        self.guard_totals_ = Counter(state["guard_totals"])
+        steps = expect_count(state, "steps", "state")
+        totals = expect(state, "guard_totals", dict, "state")
+        for name in totals:
+            expect_count(totals, name, "state.guard_totals")
+        fresh = FairGRPO(self.config)  # load into a fresh object: a bad field leaves this one untouched
+        fresh.group_stats.load_state_dict(expect(state, "group_stats", dict, "state"), "state.group_stats")
+        fresh.domain_stats.load_state_dict(expect(state, "domain_stats", dict, "state"), "state.domain_stats")
+        fresh.latent.load_state_dict(expect(state, "latent", dict, "state"))
+        fresh.rule.load_state_dict(expect(state, "rule", dict, "state"))
+        self.group_stats, self.domain_stats, self.latent, self.rule = (
+            fresh.group_stats,
+            fresh.domain_stats,
+            fresh.latent,
+            fresh.rule,
+        )
+        self.steps_, self.guard_totals_ = steps, Counter(totals)
 
 
 def alignment_metrics(

@@ -1,4 +1,4 @@
-"""Running per-key statistics over a statistics window (method.md 13.3).
+"""Running per-key statistics over a statistics window (docs/method.md §3).
 
 For every key (a domain, or a (domain, group) pair) the state holds three float64 numbers:
 C, the question visits; S, the sum of rollout rewards; M, the number of rollouts. Then N = C and
@@ -12,26 +12,27 @@ buffer; ``ema`` decays every key by beta before adding the step.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from verl_fair.config import HistoryConfig
+from verl_fair.algorithm.state import StateError, expect, expect_array
+from verl_fair.settings import HistoryConfig
 
-STATE_VERSION = 1
+Key = tuple[str, ...]
 
 
 class RunningStats:
-    """Counts C, reward sums S and rollout counts M per key, under a history policy."""
+    """Counts C, reward sums S and rollout counts M per key (a tuple of names), under a history policy."""
 
     def __init__(self, history: HistoryConfig) -> None:
         self.history = history
-        self._index: dict[Hashable, int] = {}
-        self._keys: list[Hashable] = []
+        self._index: dict[Key, int] = {}
+        self._keys: list[Key] = []
         self._sums = np.zeros((0, 3), dtype=np.float64)  # columns C, S, M
         self._window: deque[tuple[np.ndarray, np.ndarray]] = deque()
 
-    def ids(self, keys: Sequence[Hashable]) -> np.ndarray:
+    def ids(self, keys: Sequence[Key]) -> np.ndarray:
         """Integer ids of ``keys``, adding unseen keys with zero sums."""
         out = np.empty(len(keys), dtype=np.int64)
         for i, key in enumerate(keys):
@@ -73,16 +74,32 @@ class RunningStats:
 
     def state_dict(self) -> dict:
         return {
-            "version": STATE_VERSION,
-            "keys": list(self._keys),
+            "keys": [list(k) for k in self._keys],
             "sums": self._sums.copy(),
-            "window": [(ids.copy(), rows.copy()) for ids, rows in self._window],
+            "window_ids": [ids.copy() for ids, _ in self._window],
+            "window_rows": [rows.copy() for _, rows in self._window],
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"statistics state version {state.get('version')!r}; this verl-fair reads {STATE_VERSION}")
-        self._keys = [tuple(k) if isinstance(k, list) else k for k in state["keys"]]
+    def load_state_dict(self, state: dict, path: str = "stats") -> None:
+        keys = expect(state, "keys", list, path)
+        if not all(isinstance(k, list) and k and all(isinstance(p, str) for p in k) for k in keys):
+            raise StateError(f"{path}.keys must be lists of names")
+        sums = expect_array(state, "sums", path, ndim=2, length=len(keys), width=3)
+        if sums.size and (sums[:, 0].min() < 0 or sums[:, 2].min() < 0):
+            raise StateError(f"{path}.sums holds a negative question or rollout count")
+        window_ids = expect(state, "window_ids", list, path)
+        window_rows = expect(state, "window_rows", list, path)
+        if len(window_ids) != len(window_rows) or (self.history.mode != "window" and window_ids):
+            raise StateError(f"{path}: window_ids and window_rows do not match this statistics window")
+        window = deque()
+        for step, (ids, rows) in enumerate(zip(window_ids, window_rows, strict=True)):
+            entry = {"ids": ids, "rows": rows}
+            ids = expect_array(entry, "ids", f"{path}.window[{step}]", ndim=1, integer=True, non_negative=True)
+            rows = expect_array(entry, "rows", f"{path}.window[{step}]", ndim=2, length=len(ids), width=3)
+            if ids.size and ids.max() >= len(keys):
+                raise StateError(f"{path}.window[{step}].ids refers to key {ids.max()} of {len(keys)}")
+            window.append((ids, rows))
+        self._keys = [tuple(k) for k in keys]
         self._index = {key: i for i, key in enumerate(self._keys)}
-        self._sums = np.array(state["sums"], dtype=np.float64).reshape(-1, 3)
-        self._window = deque((np.asarray(i), np.asarray(r)) for i, r in state["window"])
+        self._sums = np.array(sums, dtype=np.float64)
+        self._window = window

@@ -1,7 +1,8 @@
 """Run verl's real trainer on a machine without a GPU: smoke tests, demos, developing verl plugins.
 
-Nothing here activates unless a run asks for it with ``VERL_PLATFORM=cpu``; then the plugin, in every
-verl process, registers
+A verl plugin of its own (entry point ``verl_fair_cpu``, :mod:`verl_fair.cpu.plugin`), independent of
+the fairness code. Nothing here activates unless a run asks for it with ``VERL_PLATFORM=cpu``; then the
+plugin, in every verl process, registers
 
 - verl's ``cpu`` platform (:mod:`verl_fair.cpu.platform`): the host as verl's one accelerator;
 - the ``transformers`` rollout backend (:mod:`verl_fair.cpu.rollout`), selected with
@@ -13,15 +14,14 @@ A run also needs the Hydra settings in :data:`HYDRA_OVERRIDES` (``verl-fair cpu-
 them): one worker on one logical GPU, FSDP2, ``sdpa`` attention, one TransferQueue storage unit, one
 reward worker, no Ray dashboard.
 
-It touches verl internals that are not public API, so it is pinned to verl 0.9.x; a test asserts
-that every one of them still exists (:data:`VERL_INTERNALS`). GPU runs never load this code.
+It touches verl internals that are not public API, so it is pinned to verl 0.9.x; they are listed in
+:data:`verl_fair.patches.VERL_INTERNALS`, whose test fails first when one moves. GPU runs never load
+this code.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
 
 PLATFORM_ENV = "VERL_PLATFORM"
 ROLLOUT_NAME = "transformers"
@@ -47,70 +47,7 @@ HYDRA_OVERRIDES = (
     "++ray_kwargs.ray_init.include_dashboard=false",
 )
 
-# (module, attribute) of every verl internal this package relies on
-VERL_INTERNALS = (
-    ("verl.plugin.platform", "PlatformBase"),
-    ("verl.plugin.platform", "PlatformRegistry"),
-    ("verl.utils.distributed", "initialize_global_process_group_ray"),
-    ("verl.workers.engine_workers", "initialize_global_process_group_ray"),
-    ("verl.workers.engine.base", "EngineRegistry"),
-    ("verl.workers.rollout.base", "_ROLLOUT_REGISTRY"),
-    ("verl.workers.rollout.base", "BaseRollout"),
-    ("verl.workers.rollout.replica", "RolloutReplica"),
-    ("verl.workers.rollout.replica", "RolloutReplicaRegistry"),
-    ("verl.workers.rollout.replica", "TokenOutput"),
-    ("verl.workers.rollout.utils", "ensure_async_iterator"),
-    ("verl.utils.config", "omega_conf_to_dataclass"),
-)
-
 
 def requested() -> bool:
     """True when this process runs verl on the host (``VERL_PLATFORM=cpu``)."""
     return os.environ.get(PLATFORM_ENV, "").strip().lower() == "cpu"
-
-
-def activate() -> None:
-    """Register the CPU platform and rollout backend; idempotent. Call before verl resolves its platform."""
-    from verl.plugin.platform import PlatformRegistry
-
-    from verl_fair.cpu.platform import PLATFORM_NAME, PlatformCPU
-
-    if PlatformRegistry.get(PLATFORM_NAME) is not PlatformCPU:
-        PlatformRegistry.register(platform=PLATFORM_NAME)(PlatformCPU)
-    for name, value in ENGINE_ENV.items():
-        os.environ.setdefault(name, value)
-    _use_gloo()
-    _register_rollout()
-
-
-def _use_gloo() -> None:
-    """verl builds ``cpu:gloo,<device>:<backend>``, which names the host twice; on the host it is plain gloo."""
-    import verl.utils.distributed as distributed
-
-    original = distributed.initialize_global_process_group_ray
-    if getattr(original, "verl_fair_gloo", False):
-        return
-
-    @functools.wraps(original)
-    def initialize(timeout_second=None, backend=None):
-        return original(timeout_second=timeout_second, backend=backend or "gloo")
-
-    initialize.verl_fair_gloo = True
-    distributed.initialize_global_process_group_ray = initialize
-    workers = sys.modules.get("verl.workers.engine_workers")  # bound its own name if already imported
-    if workers is not None:
-        workers.initialize_global_process_group_ray = initialize
-
-
-def _register_rollout() -> None:
-    from verl.workers.rollout.base import _ROLLOUT_REGISTRY
-    from verl.workers.rollout.replica import RolloutReplicaRegistry
-
-    _ROLLOUT_REGISTRY[(ROLLOUT_NAME, "async")] = "verl_fair.cpu.rollout.TransformersServerAdapter"
-    RolloutReplicaRegistry.register(ROLLOUT_NAME, _load_replica)
-
-
-def _load_replica():
-    from verl_fair.cpu.rollout import TransformersReplica
-
-    return TransformersReplica

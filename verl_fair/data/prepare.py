@@ -24,15 +24,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verl_fair.groups.labels import MISSING_TEXT, UNK, group_key, parse_demo_string
-from verl_fair.reward_fns.clinical_diagnosis import LABEL_SEPARATORS
+from verl_fair.groups.labels import UNK, group_key
+from verl_fair.normalise import demographics as normalise
+from verl_fair.normalise.diagnosis import LABEL_SEPARATORS
 
 INSTRUCTION = (
     " You FIRST think about the reasoning process as an internal monologue and then provide the final "
@@ -40,8 +40,6 @@ INSTRUCTION = (
     "BE put in \\boxed{}."
 )
 ABILITY = "medical_diagnosis"
-SEX_VALUES = {"m": "M", "male": "M", "man": "M", "f": "F", "female": "F", "woman": "F"}
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 class RowError(ValueError):
@@ -89,39 +87,25 @@ class Report:
 
 
 def normalise_sex(value: Any, report: Report) -> str | None:
-    if _missing(value):
-        report.unusable_demographics[("sex", "missing")] += 1
-        return None
-    sex = SEX_VALUES.get(str(value).strip().lower())
-    if sex is None:
-        report.unusable_demographics[("sex", "unrecognised")] += 1
+    sex, reason = normalise.sex(value)
+    if reason is not None:
+        report.unusable_demographics[("sex", "missing" if reason == normalise.EMPTY else reason)] += 1
     return sex
 
 
 def normalise_age(value: Any, report: Report) -> float | None:
-    """Years from 68, 68.0, "68", "068Y" (DICOM) or "68 years"; None when missing or implausible."""
-    if _missing(value):
-        report.unusable_demographics[("age", "missing")] += 1
-        return None
-    match = _NUMBER.search(str(value)) if not isinstance(value, (int, float)) else None
-    age = float(value) if isinstance(value, (int, float)) else (float(match.group(0)) if match else None)
-    if age is None or not 0 <= age <= 130:
-        report.unusable_demographics[("age", "unparseable or out of range")] += 1
-        return None
+    """Years (see :func:`verl_fair.normalise.demographics.age_years`); None when missing or unusable."""
+    age, reason = normalise.age_years(value)
+    if reason is not None:
+        report.unusable_demographics[("age", "missing" if reason == normalise.EMPTY else reason)] += 1
     return age
 
 
 def normalise_attribute(name: str, value: Any, report: Report) -> str | None:
-    if _missing(value):
+    if normalise.is_missing(value):
         report.unusable_demographics[(name, "missing")] += 1
         return None
     return str(value).strip()
-
-
-def _missing(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return True
-    return isinstance(value, str) and value.strip().lower() in MISSING_TEXT
 
 
 def demographics(raw: Mapping[str, Any], report: Report) -> dict[str, Any]:
@@ -153,7 +137,7 @@ def read_jsonl(path: Path, attributes: Sequence[str] = ()) -> Iterator[Example |
                 yield RowError(number, "dataset", "missing data source ('dataset' or 'data_source')")
                 continue
             demo = row.get("demo")
-            parsed = parse_demo_string(demo) if isinstance(demo, str) else {}
+            parsed = normalise.parse_demo_string(demo) if isinstance(demo, str) else {}
             images = row.get("images") or []
             if isinstance(images, str):
                 images = [images]

@@ -76,7 +76,7 @@ def run_overrides(
 
 def shipped_config_command(overrides: Sequence[str]) -> list[str]:
     """``main_ppo`` with the shipped ``fair_grpo_trainer`` config, the task's groups and ``overrides``."""
-    from verl_fair.cli import configs_folder
+    from verl_fair.configs import folder as configs_folder
 
     return [
         sys.executable,

@@ -76,14 +76,14 @@ def discover(
         rows = np.flatnonzero(frame[data_source_key].astype(str).to_numpy() == source)
         first = next((v for v in (_vector(frame[feature_column].iloc[r], None) for r in rows) if v is not None), None)
         vectors = [_vector(frame[feature_column].iloc[r], None if first is None else first.size) for r in rows]
-        usable = [r for r, v in zip(rows, vectors) if v is not None]
+        usable = [r for r, v in zip(rows, vectors, strict=True) if v is not None]
         report["rows_without_features"] += len(rows) - len(usable)
         for r in rows:
             infos[r]["fair_group"] = None
         if not usable:
             continue
         labels = cluster(np.stack([v for v in vectors if v is not None]), k, k_max, seed)
-        for r, label in zip(usable, labels):
+        for r, label in zip(usable, labels, strict=True):
             infos[r]["fair_group"] = f"{prefix}{label}"
         entry: dict[str, Any] = {
             "rows": len(rows),

@@ -1,90 +1,63 @@
-"""Demographic group keys from a row's ``extra_info`` (method.md decision 7).
+"""Demographic group keys from a row's ``extra_info`` (docs/method.md §5).
 
 Rules, in order:
+- ``extra_info`` may be a mapping or a JSON object in a string (as some verl datasets store it);
 - ``extra_info["fair_group"]``, when present and not empty, is the key as given;
 - otherwise each configured attribute is read from ``extra_info`` itself, its nested
   ``demographics`` mapping, or the authors' ``demo`` string ("sex: Male, age: 68"). ``sex`` becomes
-  its upper-case first letter (M, F, ...), ``age`` its bin (A1 for age <= 25, A2 for <= 50, A3 for
-  <= 75, A4 above, with the default bins), any other attribute (race, insurance, skin type ...) its
-  stripped text;
-- absent, empty, "nan", "none", "null", "unknown" and unparseable values are UNK; the key joins the
-  attribute values in the configured order (``"M,A3"``, ``"F,UNK"``), and a prompt is UNK only when
-  every attribute is.
+  M or F, ``age`` its bin (A1 for age <= 25, A2 for <= 50, A3 for <= 75, A4 above, with the default
+  bins), any other attribute (race, insurance, skin type ...) its stripped text; values are read by
+  :mod:`verl_fair.normalise.demographics`, the normaliser ``prepare`` and the reward use too;
+- absent, empty and unusable values are UNK; the key joins the attribute values in the configured
+  order (``"M,A3"``, ``"F,UNK"``), and a prompt is UNK only when every attribute is.
 
-:class:`GroupLabeler` applies these rules to batches, counts every UNK by attribute and reason, and
-says once when a configured attribute appears in no row of a batch (a misspelt name).
+:func:`label_prompts` turns rows into per-prompt (data source, group), for the estimator and the
+sampler alike. :class:`GroupLabeler` applies the rules to batches, counts every UNK by attribute and
+reason, and says once when a configured attribute appears in no row of a batch (a misspelt name).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from verl_fair.normalise import demographics
+
 logger = logging.getLogger(__name__)
 
 UNK = "UNK"
-MISSING_TEXT = frozenset({"", "nan", "none", "null", "unknown", "unk", "n/a", "na", "?"})
-ABSENT, EMPTY, UNPARSEABLE = "absent", "empty", "unparseable"
+LABEL_FREE_DOMAIN = "default"  # the data source of prompts whose rows name none
+ABSENT = "absent"
+NOT_A_MAPPING = "extra_info not a mapping"
 _NOT_FOUND = object()
 
 
-def parse_demo_string(demo: str) -> dict[str, str]:
-    """``"sex: Male, age: 68"`` -> ``{"sex": "Male", "age": "68"}``; items without ':' are ignored."""
-    out = {}
-    for item in demo.split(","):
-        key, sep, value = item.partition(":")
-        if sep:
-            out[key.strip().lower()] = value.strip()
-    return out
+def as_mapping(extra_info: Any) -> Mapping[str, Any] | None:
+    """``extra_info`` as a mapping: itself, or the JSON object a string holds; None otherwise."""
+    if isinstance(extra_info, Mapping):
+        return extra_info
+    if isinstance(extra_info, (str, bytes)):
+        try:
+            parsed = json.loads(extra_info)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, Mapping) else None
+    return None
 
 
 def _lookup(extra_info: Mapping[str, Any], attribute: str) -> Any:
     if attribute in extra_info:
         return extra_info[attribute]
-    nested = extra_info.get("demographics")
-    if isinstance(nested, Mapping) and attribute in nested:
+    nested = as_mapping(extra_info.get("demographics"))
+    if nested is not None and attribute in nested:
         return nested[attribute]
     demo = extra_info.get("demo")
     if isinstance(demo, str):
-        return parse_demo_string(demo).get(attribute, _NOT_FOUND)
+        return demographics.parse_demo_string(demo).get(attribute, _NOT_FOUND)
     return _NOT_FOUND
-
-
-def attribute_value(extra_info: Mapping[str, Any], attribute: str) -> Any:
-    """The raw value of ``attribute`` (see the module docstring for where it is looked up); None if absent."""
-    value = _lookup(extra_info, attribute)
-    return None if value is _NOT_FOUND else value
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and value.strip().lower() in MISSING_TEXT
-
-
-def age_bin(value: Any, bins: Sequence[float]) -> str:
-    """``A1``..``A{len(bins)+1}`` for a numeric age, UNK when missing or unparseable."""
-    return _age_status(value, bins)[0]
-
-
-def _age_status(value: Any, bins: Sequence[float]) -> tuple[str, str | None]:
-    if _is_missing(value):
-        return UNK, EMPTY
-    try:
-        age = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        return UNK, UNPARSEABLE
-    if not math.isfinite(age) or age < 0:
-        return UNK, UNPARSEABLE
-    for i, edge in enumerate(bins):
-        if age <= edge:
-            return f"A{i + 1}", None
-    return f"A{len(bins) + 1}", None
 
 
 def attribute_status(
@@ -95,21 +68,19 @@ def attribute_status(
     if value is _NOT_FOUND:
         return UNK, ABSENT
     if attribute == "age":
-        return _age_status(value, age_bins)
-    if _is_missing(value):
-        return UNK, EMPTY
-    text = str(value).strip()
-    return (text[0].upper() if attribute == "sex" else text), None
-
-
-def attribute_label(attribute: str, value: Any, age_bins: Sequence[float]) -> str:
-    """One attribute's component of the group key, from its raw value."""
-    return attribute_status({attribute: value}, attribute, age_bins)[0]
+        years, reason = demographics.age_years(value)
+        return (UNK, reason) if years is None else (demographics.age_bin(years, tuple(age_bins)), None)
+    if attribute == "sex":
+        sex, reason = demographics.sex(value)
+        return (UNK, reason) if sex is None else (sex, None)
+    if demographics.is_missing(value):
+        return UNK, demographics.EMPTY
+    return str(value).strip(), None
 
 
 def _explicit(extra_info: Mapping[str, Any]) -> str | None:
     explicit = extra_info.get("fair_group")
-    return None if _is_missing(explicit) else str(explicit).strip()
+    return None if demographics.is_missing(explicit) else str(explicit).strip()
 
 
 def _join(parts: Sequence[str]) -> str:
@@ -121,20 +92,16 @@ def group_key(
     extra_info: Any, attributes: Sequence[str] = ("sex", "age"), age_bins: Sequence[float] = (25.0, 50.0, 75.0)
 ) -> str:
     """The intersectional group key of one row; UNK when no attribute is known."""
-    if not isinstance(extra_info, Mapping):
-        return UNK
-    explicit = _explicit(extra_info)
-    if explicit is not None:
-        return explicit
-    return _join([attribute_status(extra_info, a, age_bins)[0] for a in attributes])
+    return GroupLabeler(attributes, age_bins).key(extra_info)[0]
 
 
 class GroupLabeler:
     """Group keys for batches of ``extra_info``, with UNK counts by attribute and reason.
 
     ``unknown_`` counts, per (attribute, reason), the rows of the last batch whose attribute was
-    UNK: reason ``absent`` (not in the row), ``empty`` (None, "", "nan", "unknown" ...) or
-    ``unparseable`` (an age that is not a number). Rows with ``fair_group`` are not counted.
+    UNK: reason ``absent`` (not in the row), ``empty`` (None, "", "nan", "unknown" ...),
+    ``unparseable`` or ``out of range`` (an age), ``unrecognised`` (a sex other than M/F), or
+    ``extra_info not a mapping``. Rows with ``fair_group`` are not counted.
     """
 
     def __init__(self, attributes: Sequence[str], age_bins: Sequence[float]) -> None:
@@ -143,40 +110,44 @@ class GroupLabeler:
         self.unknown_: Counter = Counter()
         self.reported_: set[str] = set()
 
+    def key(self, extra_info: Any) -> tuple[str, list[tuple[str, str | None]]]:
+        """(group key, per-attribute (component, reason)) of one row."""
+        info = as_mapping(extra_info)
+        if info is None:
+            return UNK, [(UNK, NOT_A_MAPPING if extra_info is not None else ABSENT)] * len(self.attributes)
+        statuses = [attribute_status(info, a, self.age_bins) for a in self.attributes]
+        explicit = _explicit(info)
+        return (explicit if explicit is not None else _join([part for part, _ in statuses])), statuses
+
     def assign(self, extra_infos: Sequence[Any]) -> list[str]:
         """One group key per row; updates ``unknown_`` and reports never-present attributes once."""
         self.unknown_ = Counter()
         keys = []
-        present = Counter()
-        for info in extra_infos:
-            if not isinstance(info, Mapping):
-                self.unknown_.update((a, ABSENT) for a in self.attributes)
-                keys.append(UNK)
+        present: Counter = Counter()
+        infos = [as_mapping(info) for info in extra_infos]
+        for raw, info in zip(extra_infos, infos, strict=True):
+            key, statuses = self.key(raw)
+            keys.append(key)
+            if info is not None and _explicit(info) is not None:
                 continue
-            explicit = _explicit(info)
-            parts = []
-            for attribute in self.attributes:
-                part, reason = attribute_status(info, attribute, self.age_bins)
-                present[attribute] += reason != ABSENT
-                if reason is not None and explicit is None:
+            for attribute, (_, reason) in zip(self.attributes, statuses, strict=True):
+                present[attribute] += reason not in (ABSENT, NOT_A_MAPPING)
+                if reason is not None:
                     self.unknown_[(attribute, reason)] += 1
-                parts.append(part)
-            keys.append(explicit if explicit is not None else _join(parts))
-        self._report_absent(extra_infos, present)
+        self._report_absent(infos, present)
         return keys
 
-    def _report_absent(self, extra_infos: Sequence[Any], present: Counter) -> None:
+    def _report_absent(self, infos: Sequence[Mapping[str, Any] | None], present: Counter) -> None:
         """Warn once per attribute absent from every row of a batch whose rows do carry demographics."""
         carries_demographics = any(present.values()) or any(
-            isinstance(info, Mapping) and (info.get("demographics") or isinstance(info.get("demo"), str))
-            for info in extra_infos
+            info is not None and (info.get("demographics") or isinstance(info.get("demo"), str)) for info in infos
         )
         if not carries_demographics:
             return
         for attribute in self.attributes:
             if present[attribute] == 0 and attribute not in self.reported_:
                 self.reported_.add(attribute)
-                seen = sorted({k for info in extra_infos[:50] if isinstance(info, Mapping) for k in _keys(info)})
+                seen = sorted({k for info in infos[:50] if info is not None for k in _keys(info)})
                 logger.warning(
                     "fair_grpo group attribute %r is in no row of this batch (extra_info keys seen: %s). "
                     "Misspelt in algorithm.fair_grpo.group_attributes? Every prompt is UNK for it.",
@@ -185,11 +156,30 @@ class GroupLabeler:
                 )
 
 
+def label_prompts(
+    sources: Sequence[Any] | None, extra_infos: Sequence[Any] | None, labeler: GroupLabeler
+) -> tuple[list[str], list[str]]:
+    """(data source, group key) of each prompt, from its first row's data source and ``extra_info``.
+
+    A missing column gives every prompt :data:`LABEL_FREE_DOMAIN` or UNK.
+    """
+    if sources is None and extra_infos is None:
+        raise ValueError("label_prompts needs at least one of the data-source and extra_info columns")
+    count = len(sources) if sources is not None else len(extra_infos)
+    domains = [LABEL_FREE_DOMAIN] * count if sources is None else [_domain(s) for s in sources]
+    groups = [UNK] * count if extra_infos is None else labeler.assign(extra_infos)
+    return domains, groups
+
+
+def _domain(source: Any) -> str:
+    return LABEL_FREE_DOMAIN if demographics.is_missing(source) else str(source).strip()
+
+
 def _keys(info: Mapping[str, Any]) -> list[str]:
     keys = [k for k in info if k not in ("demographics", "demo")]
-    nested = info.get("demographics")
-    if isinstance(nested, Mapping):
+    nested = as_mapping(info.get("demographics"))
+    if nested is not None:
         keys += list(nested)
     if isinstance(info.get("demo"), str):
-        keys += list(parse_demo_string(info["demo"]))
+        keys += list(demographics.parse_demo_string(info["demo"]))
     return keys

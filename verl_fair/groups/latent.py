@@ -1,4 +1,4 @@
-"""Latent groups for prompts without demographic labels (method.md sections 6 and 13.5).
+"""Latent groups for prompts without demographic labels (docs/method.md §6).
 
 Each UNK prompt is described by its vector of rollout rewards; k-means over those vectors, per data
 source, gives pseudo-groups. The number of clusters comes from the elbow rule over k = 1..k_cap.
@@ -8,7 +8,9 @@ source, gives pseudo-groups. The number of clusters comes from the elbow rule ov
   training length, which is the point of reproducing it.
 - :class:`LatentGroups` (the ``paper`` variant): sorted (or quantile) vectors, bounded memory per
   domain, k-means warm-started from the previous step's centroids, and cluster ids kept stable
-  across steps by minimum-cost matching of centroids.
+  across steps by minimum-cost matching of centroids. A step's prompts are clustered in a canonical
+  order (by feature vector), so their order in the batch, which verl's balancing shuffles, changes
+  nothing.
 
 Both return, per prompt, a cluster id, the cluster's size N_g in question visits and its mean
 reward mu_g (the centroid's mean). scikit-learn and SciPy are imported on first use only.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verl_fair.algorithm.state import StateError, expect, expect_array, expect_count
 from verl_fair.config import ClusterConfig
 
 
@@ -83,7 +86,7 @@ class OfficialLatentGroups:
         history = self.vectors_.setdefault(domain, [])
         first = self.first_visit_.setdefault(domain, {})
         dim = len(history[0]) if history else modal_length(vectors)
-        for uid, vector in zip(uids, vectors):
+        for uid, vector in zip(uids, vectors, strict=True):
             first.setdefault(uid, len(history))  # the authors look a uid up by its first visit
             if len(vector) != dim:  # uneven rollout counts, which the authors' code rejects
                 vector = quantile_vector(vector, dim)
@@ -104,8 +107,19 @@ class OfficialLatentGroups:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.vectors_ = {d: list(np.asarray(v, dtype=np.float32)) for d, v in state["vectors"].items()}
-        self.first_visit_ = {d: dict(f) for d, f in state["first_visit"].items()}
+        vectors = expect(state, "vectors", dict, "latent")
+        first_visit = expect(state, "first_visit", dict, "latent")
+        if set(vectors) != set(first_visit):
+            raise StateError("latent.vectors and latent.first_visit name different data sources")
+        loaded, visits = {}, {}
+        for domain in vectors:
+            history = expect_array(vectors, domain, "latent.vectors", ndim=2)
+            uids = expect(first_visit, domain, dict, "latent.first_visit")
+            if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(history) for v in uids.values()):
+                raise StateError(f"latent.first_visit.{domain} refers to visits outside its {len(history)} vectors")
+            loaded[domain] = list(np.asarray(history, dtype=np.float32))
+            visits[domain] = dict(uids)
+        self.vectors_, self.first_visit_ = loaded, visits
 
 
 @dataclass
@@ -159,6 +173,8 @@ class LatentGroups:
         mem = self.domains_[domain]
         self._expire(mem, step)
         current = self.features(vectors, mem.dim)
+        order = np.lexsort(current.T[::-1])  # a canonical order: the batch's row order must not matter
+        current = current[order]
         x = np.concatenate([mem.vectors, current])
 
         def make_kmeans(k: int):
@@ -170,7 +186,8 @@ class LatentGroups:
         model, models = _fit_elbow(x, self.config.k_max, self.config.tol, make_kmeans)
         mem.warm = {k: m.cluster_centers_.copy() for k, m in models.items()}
         ids = self._stable_ids(mem, model.cluster_centers_)
-        labels = model.labels_[len(mem.vectors) :]
+        labels = np.empty(len(order), dtype=np.int64)
+        labels[order] = model.labels_[len(mem.vectors) :]
         counts = np.bincount(model.labels_, minlength=len(ids)).astype(np.float64)
         sizes = counts[labels] / len(x) * unk_visits
         means = model.cluster_centers_.mean(axis=1)[labels]
@@ -207,7 +224,7 @@ class LatentGroups:
             mem.steps = np.concatenate([mem.steps, steps])[start:]
             return
         vectors, kept_steps = list(mem.vectors), list(mem.steps)
-        for row, step in zip(current, steps):  # Algorithm R
+        for row, step in zip(current, steps, strict=True):  # Algorithm R
             mem.seen += 1
             if len(vectors) < cap:
                 vectors.append(row)
@@ -230,7 +247,7 @@ class LatentGroups:
                     "seen": m.seen,
                     "centroids": m.centroids,
                     "ids": m.ids,
-                    "warm": dict(m.warm),
+                    "warm": {str(k): c for k, c in m.warm.items()},
                     "next_id": m.next_id,
                 }
                 for d, m in self.domains_.items()
@@ -238,5 +255,34 @@ class LatentGroups:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.rng_.bit_generator.state = state["rng"]
-        self.domains_ = {d: _DomainMemory(**m) for d, m in state["domains"].items()}
+        rng = expect(state, "rng", dict, "latent")
+        domains = expect(state, "domains", dict, "latent")
+        memories = {d: _load_memory(expect(domains, d, dict, "latent.domains"), f"latent.domains.{d}") for d in domains}
+        generator = np.random.default_rng()
+        try:
+            generator.bit_generator.state = rng
+        except (TypeError, ValueError, KeyError) as error:
+            raise StateError(f"latent.rng is not a numpy generator state: {error}") from error
+        self.rng_, self.domains_ = generator, memories
+
+
+def _load_memory(state: dict, path: str) -> _DomainMemory:
+    """A checked :class:`_DomainMemory` from its state dict."""
+    dim = expect_count(state, "dim", path)
+    vectors = expect_array(state, "vectors", path, ndim=2)
+    if vectors.shape[1] != dim:
+        raise StateError(f"{path}.vectors has {vectors.shape[1]} columns, expected dim={dim}")
+    steps = expect_array(state, "steps", path, ndim=1, length=len(vectors), integer=True)
+    centroids = expect_array(state, "centroids", path, ndim=2, optional=True)
+    ids = expect_array(state, "ids", path, ndim=1, integer=True, non_negative=True, optional=True)
+    if (centroids is None) != (ids is None) or (centroids is not None and len(centroids) != len(ids)):
+        raise StateError(f"{path}.centroids and {path}.ids do not match")
+    warm = {}
+    for k, centres in expect(state, "warm", dict, path).items():
+        if not k.isdigit():
+            raise StateError(f"{path}.warm has key {k!r}; keys are cluster counts")
+        warm[int(k)] = expect_array({"c": centres}, "c", f"{path}.warm.{k}", ndim=2, length=int(k))
+    next_id = expect_count(state, "next_id", path)
+    if ids is not None and len(ids) and ids.max() >= next_id:
+        raise StateError(f"{path}.next_id={next_id} but cluster id {ids.max()} is in use")
+    return _DomainMemory(dim, vectors, steps, expect_count(state, "seen", path), centroids, ids, warm, next_id)

@@ -1,36 +1,37 @@
 """Save the FairGRPO state with every verl checkpoint and restore it when verl resumes.
 
-The callback is also where the v1 trainer first hands verl-fair its whole configuration: it checks
-the run (:mod:`verl_fair.integration.preflight`) and installs the opt-in validation gap metrics
-(``trainer.fair_validation_metrics``).
-
 verl's v1 trainer builds ``trainer.checkpoint_callback_class`` in its controller process, the process
 where the estimator runs, and calls ``on_save`` after each checkpoint. verl has no load hook, so the
 callback restores the state when it is built, following verl's own resume rules
-(``trainer.resume_mode`` auto / resume_path / disable).
+(``trainer.resume_mode`` auto / resume_path / disable); it also checks the run's FairGRPO settings
+(:mod:`verl_fair.integration.preflight`) before the trainer spends anything on them.
 
-A resume that finds no FairGRPO state next to verl's checkpoint, or a state written with other
-``algorithm.fair_grpo`` settings, stops the run with a message naming the fix; set
-``VERL_FAIR_FRESH_STATE=1`` to start the statistics afresh on purpose (for example when switching a
-GRPO run to FairGRPO).
+The state is ``verl_fair_state.npz`` in each ``global_step_N`` folder: plain arrays and JSON that cannot
+run code when loaded (:mod:`verl_fair.algorithm.state`), every field checked on load. A resume that finds
+no state, a corrupt or truncated file, or a state written with other ``algorithm.fair_grpo`` settings
+stops the run with a message naming the fix; set ``VERL_FAIR_FRESH_STATE=1`` to start the statistics
+afresh on purpose (for example when switching a GRPO run to FairGRPO). The pickle files of verl-fair 0.1
+(``verl_fair_state.pkl``) are never loaded: ``verl-fair convert-state`` converts one you trust.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import pickle
 from pathlib import Path
+from typing import Any
 
 from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 
+from verl_fair.algorithm.state import StateError, read_state, write_state
 from verl_fair.config import FairGRPOConfig
 from verl_fair.integration import context
-from verl_fair.integration.preflight import plan_run
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "verl_fair_state.pkl"
+STATE_FILE = "verl_fair_state.npz"
+PICKLE_STATE_FILE = "verl_fair_state.pkl"  # verl-fair 0.1
 FRESH_STATE_ENV = "VERL_FAIR_FRESH_STATE"
 
 
@@ -39,35 +40,22 @@ class FairStateCallback(CheckpointCallback):
 
     def __init__(self, config=None):
         super().__init__(config)
-        if config is not None and config.trainer.get("fair_validation_metrics", False):
-            from verl_fair.integration import validation
-
-            validation.enable()
         self.active = config is not None and config.algorithm.adv_estimator == "fair_grpo"
         if self.active:
+            from verl_fair.integration.preflight import plan_run
+
             plan = plan_run(config)
             if plan.problems:
                 raise ValueError("verl-fair configuration problems:\n- " + "\n- ".join(plan.problems))
-            logger.warning("verl-fair:\n  " + "\n  ".join(plan.facts))
+            logger.warning("verl-fair:\n  %s", "\n  ".join(plan.facts))
             restore(config)
 
     def on_save(self, trainer, global_step: int, checkpoint_dir: str, async_save: bool = False, **kwargs) -> None:
         state = context.get_state()
         if not self.active or state is None:
             return
-        path = save(state.state_dict(), checkpoint_dir)
+        path = write_state(Path(checkpoint_dir) / STATE_FILE, state.state_dict())
         logger.info("verl-fair: FairGRPO state of step %d saved to %s", global_step, path)
-
-
-def save(state: dict, checkpoint_dir: str | os.PathLike) -> Path:
-    """Write ``state`` atomically into ``checkpoint_dir``; return the file's path."""
-    path = Path(checkpoint_dir) / STATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
-    return path
 
 
 def resume_folder(config) -> Path | None:
@@ -88,30 +76,97 @@ def restore(config) -> bool:
     folder = resume_folder(config)
     if folder is None:
         return False
-    fresh_ok = os.environ.get(FRESH_STATE_ENV, "").lower() in ("1", "true", "yes")
     path = folder / STATE_FILE
     if not path.is_file():
-        message = (
-            f"verl resumes from {folder}, but it holds no FairGRPO state ({STATE_FILE}): the group "
-            "statistics and clustering memory would restart from zero."
-        )
-        if not fresh_ok:
-            raise RuntimeError(
-                message + f" Set {FRESH_STATE_ENV}=1 to accept that, or resume from a checkpoint "
-                "written with verl_fair.integration.checkpoint.FairStateCallback."
+        if (folder / PICKLE_STATE_FILE).is_file():
+            return _refuse(
+                f"verl resumes from {folder}, whose FairGRPO state is a pickle written by verl-fair 0.1 "
+                f"({PICKLE_STATE_FILE}). Pickles can run code when loaded, so this verl-fair never loads one. "
+                f"If you wrote that file and trust it, convert it: verl-fair convert-state "
+                f"{folder / PICKLE_STATE_FILE} --trust-pickle"
             )
-        logger.warning(message + f" Continuing because {FRESH_STATE_ENV} is set.")
-        return False
-    with path.open("rb") as f:
-        saved = pickle.load(f)  # written by this callback next to verl's own checkpoint
+        return _refuse(
+            f"verl resumes from {folder}, but it holds no FairGRPO state ({STATE_FILE}): the group "
+            "statistics and clustering memory would restart from zero. Resume from a checkpoint written "
+            "with verl_fair.integration.checkpoint.FairStateCallback"
+        )
     state = context.get_state(FairGRPOConfig.from_algorithm(config.algorithm))
     try:
-        state.load_state_dict(saved)
-    except ValueError as error:
-        if not fresh_ok:
-            raise RuntimeError(f"{error}\n(from {path}; set {FRESH_STATE_ENV}=1 to start afresh instead)") from error
-        logger.warning("verl-fair: %s\nStarting afresh because %s is set.", error, FRESH_STATE_ENV)
+        state.load_state_dict(read_state(path))
+    except StateError as error:
         context.reset_state()
-        return False
+        return _refuse(str(error) if str(path) in str(error) else f"{error}\n(in {path})")
     logger.warning("verl-fair: FairGRPO state restored from %s (%d steps of statistics).", path, state.steps_)
     return True
+
+
+def _refuse(message: str) -> bool:
+    """Stop the run with ``message``, or start afresh when ``VERL_FAIR_FRESH_STATE`` says so."""
+    if os.environ.get(FRESH_STATE_ENV, "").lower() not in ("1", "true", "yes"):
+        raise RuntimeError(f"{message}. Or set {FRESH_STATE_ENV}=1 to start the FairGRPO statistics afresh.")
+    logger.warning(
+        "verl-fair: %s. Starting the FairGRPO statistics afresh because %s is set.", message, FRESH_STATE_ENV
+    )
+    return False
+
+
+def convert_pickle_state(path: Path, *, trust_pickle: bool) -> Path:
+    """Convert a verl-fair 0.1 ``verl_fair_state.pkl`` into ``verl_fair_state.npz`` beside it.
+
+    Unpickling runs whatever code the file holds, so this needs ``trust_pickle=True``: only for a file
+    you wrote yourself. Returns the new file's path.
+    """
+    import pickle
+
+    if not trust_pickle:
+        raise PermissionError(
+            f"{path} is a pickle: loading it can run any code it holds. Convert it only if you wrote it "
+            "yourself, by passing --trust-pickle."
+        )
+    with path.open("rb") as f:
+        old = pickle.load(f)  # the user vouched for this file
+    return write_state(path.with_name(STATE_FILE), upgrade_v1_state(old))
+
+
+def upgrade_v1_state(old: dict[str, Any]) -> dict[str, Any]:
+    """The version-2 layout of a verl-fair 0.1 state dict (same statistics, JSON-friendly keys)."""
+    import numpy as np
+
+    if not isinstance(old, dict) or old.get("version") != 1:
+        raise StateError("not a verl-fair 0.1 FairGRPO state (version 1)")
+    settings = json.loads(old["config"])
+    history = settings["history"]
+    raw = {
+        **{k: settings[k] for k in ("variant", "weighting", "epsilon", "reward_floor", "max_weight_ratio")},
+        **{k: settings[k] for k in ("min_group_size", "reward_max", "group_attributes", "age_bins")},
+        **{k: settings[k] for k in ("data_source_key", "labels", "alpha", "dro_step_size", "dro_size_adjustment")},
+        "history": "all" if history["mode"] == "all" else {history["mode"]: history[history["mode"]]},
+        "cluster": settings["cluster"],
+    }
+    config = FairGRPOConfig.from_mapping(raw, norm_adv_by_std_in_grpo=settings["norm_adv_by_std_in_grpo"])
+
+    def stats(entry: dict, tuple_keys: bool) -> dict:
+        return {
+            "keys": [list(k) if tuple_keys else [k] for k in entry["keys"]],
+            "sums": np.asarray(entry["sums"], dtype=np.float64),
+            "window_ids": [np.asarray(ids) for ids, _ in entry["window"]],
+            "window_rows": [np.asarray(rows) for _, rows in entry["window"]],
+        }
+
+    latent = old["latent"]
+    if "domains" in latent:
+        for memory in latent["domains"].values():
+            memory["warm"] = {str(k): v for k, v in (memory["warm"] or {}).items()}
+    losses = old["dro"]["losses"]
+    rule = {"keys": [list(k) for k in losses], "losses": np.array(list(losses.values()), dtype=float)}
+    totals = {("small_group" if k == "small_group_pool" else k): int(v) for k, v in old["guard_totals"].items()}
+    return {
+        "version": 2,
+        "config": config.fingerprint(),
+        "steps": int(old["steps"]),
+        "group_stats": stats(old["group_stats"], tuple_keys=True),
+        "domain_stats": stats(old["domain_stats"], tuple_keys=False),
+        "latent": latent,
+        "rule": rule if config.weighting == "group_dro" else {},
+        "guard_totals": totals,
+    }

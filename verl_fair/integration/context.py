@@ -1,9 +1,12 @@
-"""Process-local FairGRPO context: the estimator state and the uid -> (domain, group) table.
+"""Process-local FairGRPO context: the estimator state, the last step's report and the metadata channel.
 
-verl calls the estimator in its controller process (the TaskRunner actor) once per training step.
-The state that must survive across steps lives here, reachable through :func:`get_state`; a metadata
-hook running in the same process (the v1 replay-buffer sampler) publishes each prompt's domain and
-group with :func:`publish`, and the estimator takes them with :func:`take`.
+verl calls the estimator in its controller process (the TaskRunner actor) once per training step, as a
+plain function with no handle to anything that lives across steps. What must survive lives here:
+the :class:`~verl_fair.algorithm.core.FairGRPO` state (:func:`get_state`), the last step's
+:class:`~verl_fair.algorithm.core.StepReport` (:func:`last_report`, which the sampler logs), and a
+channel through which a metadata hook running in the same process (the v1 replay-buffer sampler)
+publishes each prompt's domain and group for the estimator (:func:`publish`, :func:`take`).
+docs/upstream.md proposes the verl changes that would make this module unnecessary.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 
-from verl_fair.algorithm.core import FairGRPO
+from verl_fair.algorithm.core import FairGRPO, StepReport
 from verl_fair.config import FairGRPOConfig
 
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _state: FairGRPO | None = None
+_report: StepReport | None = None
 _published: dict[str, tuple[str, str]] = {}
 
 
@@ -41,11 +45,23 @@ def get_state(config: FairGRPOConfig | None = None) -> FairGRPO | None:
         return _state
 
 
-def reset_state() -> None:
-    """Forget the estimator state and every published uid (a fresh start in this process)."""
-    global _state
+def record(report: StepReport) -> None:
+    """Keep the report of the step just computed (the sampler logs it with the next batch)."""
+    global _report
     with _lock:
-        _state = None
+        _report = report
+
+
+def last_report() -> StepReport | None:
+    with _lock:
+        return _report
+
+
+def reset_state() -> None:
+    """Forget the estimator state, the last report and every published uid (a fresh start in this process)."""
+    global _state, _report
+    with _lock:
+        _state = _report = None
         _published.clear()
 
 
@@ -67,5 +83,6 @@ def take(uids: Iterable[str]) -> list[tuple[str, str] | None]:
 
 
 def has_published() -> bool:
+    """True while published entries wait for the estimator."""
     with _lock:
         return bool(_published)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from verl_fair.algorithm.core import StepReport
 from verl_fair.groups.labels import UNK
 
 _AGGREGATION_WORDS = re.compile(r"(max|min|sum|total)", re.IGNORECASE)
@@ -38,8 +39,8 @@ def metric_name(*parts: str) -> str:
     return "/".join(["fair", *clean])
 
 
-def training_metrics(records: list[PromptRecord], state) -> dict[str, float]:
-    """This batch's per-group counts and rewards, plus the estimator's previous-step weights and guards."""
+def training_metrics(records: list[PromptRecord], report: StepReport | None) -> dict[str, float]:
+    """This batch's per-group counts and rewards, plus the estimator's report of its previous step."""
     metrics: dict[str, float] = {}
     by_group: dict[tuple[str, str], list[PromptRecord]] = defaultdict(list)
     for record in records:
@@ -53,21 +54,17 @@ def training_metrics(records: list[PromptRecord], state) -> dict[str, float]:
                 np.mean([len(set(m.rewards)) <= 1 for m in members])
             )
     metrics[metric_name("train", "unk_share")] = float(np.mean([r.group == UNK for r in records])) if records else 0.0
-    if state is not None and len(state.last_prompt_weights):
-        metrics.update(estimator_metrics(state))
+    if report is not None and report.prompts:
+        metrics.update(estimator_metrics(report))
     return metrics
 
 
-def estimator_metrics(state) -> dict[str, float]:
-    """Mean weight and share of the advantage mass per group, and guard firings, of the last step."""
+def estimator_metrics(report: StepReport) -> dict[str, float]:
+    """Mean weight and share of the advantage mass per group, and guard firings, of a step."""
     metrics: dict[str, float] = {}
-    weights, mass = state.last_prompt_weights, state.last_prompt_mass
-    total = mass.sum()
-    keys = state.last_prompt_keys
-    for key in sorted(set(keys)):
-        members = np.array([k == key for k in keys])
-        metrics[metric_name("estimator", *key, "weight")] = float(np.mean(weights[members]))
-        metrics[metric_name("estimator", *key, "adv_share")] = float(mass[members].sum() / total) if total > 0 else 0.0
-    for name, value in state.last_metrics.items():
+    for key, (weight, share) in report.group_summary().items():
+        metrics[metric_name("estimator", *key, "weight")] = weight
+        metrics[metric_name("estimator", *key, "adv_share")] = share
+    for name, value in report.metrics().items():
         metrics[name.replace("fair/", "fair/estimator/", 1)] = value
     return metrics

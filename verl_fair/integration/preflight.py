@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from verl_fair.config import FairGRPOConfig, FairGRPOConfigError
 from verl_fair.integration import legacy
+from verl_fair.integration.checkpoint import STATE_FILE
 
 SAMPLER_PATH = "pkg://verl_fair.integration.sampler"
 SAMPLER_NAMES = ("FairReplayBuffer", "FairReplayBufferAsync")
@@ -89,7 +90,7 @@ def _plan_v1(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
             f"{SAMPLER_PATH} and .name=FairReplayBuffer, or use the shipped fair_grpo_trainer config."
         )
     if config.trainer.get("checkpoint_callback_class", None) == CALLBACK:
-        folder = os.path.join(str(config.trainer.default_local_dir), "global_step_<N>", "verl_fair_state.pkl")
+        folder = os.path.join(str(config.trainer.default_local_dir), "global_step_<N>", STATE_FILE)
         plan.facts.append(f"FairGRPO state is saved with every checkpoint to {folder} and restored on resume.")
     else:
         plan.facts.append(

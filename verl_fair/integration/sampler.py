@@ -23,7 +23,7 @@ import transfer_queue as tq
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
 
 from verl_fair.config import FairGRPOConfig
-from verl_fair.groups.labels import UNK, GroupLabeler
+from verl_fair.groups.labels import GroupLabeler, label_prompts
 from verl_fair.integration import context
 from verl_fair.integration.group_metrics import PromptRecord, metric_name, training_metrics
 
@@ -56,7 +56,7 @@ class FairMetadataMixin:
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         records = prompt_records(data, cfg, self.labeler)
         context.publish({r.uid: (r.domain, r.group) for r in records})
-        metrics = training_metrics(records, context.get_state())
+        metrics = training_metrics(records, context.last_report())
         for (attribute, reason), count in sorted(self.labeler.unknown_.items()):
             metrics[metric_name("train", "unk_reason", attribute, reason)] = count / len(records)
         return metrics
@@ -84,19 +84,21 @@ def prompt_records(data, cfg: FairGRPOConfig, labeler: GroupLabeler) -> list[Pro
     uids = [str(u) for u in _column(data, "uid")]
     sources = _column(data, cfg.data_source_key)
     infos = _column(data, "extra_info")
-    rewards = [float(r.sum()) for r in data["rm_scores"].unbind(0)] if "rm_scores" in data.keys() else None
     first: dict[str, int] = {}
     for row, uid in enumerate(uids):
         first.setdefault(uid, row)
-    first_rows = list(first.values())
-    groups = labeler.assign([infos[r] for r in first_rows]) if infos is not None else [UNK] * len(first_rows)
-    records = {
-        uids[r]: PromptRecord(uids[r], str(sources[r]) if sources is not None else "default", g, [])
-        for r, g in zip(first_rows, groups)
-    }
-    if rewards is not None:
-        for row, uid in enumerate(uids):
-            records[uid].rewards.append(rewards[row])
+    rows = list(first.values())
+    if sources is None and infos is None:
+        sources = [None] * len(uids)
+    domains, groups = label_prompts(
+        None if sources is None else [sources[r] for r in rows],
+        None if infos is None else [infos[r] for r in rows],
+        labeler,
+    )
+    records = {uids[r]: PromptRecord(uids[r], d, g, []) for r, d, g in zip(rows, domains, groups, strict=True)}
+    if "rm_scores" in data.keys():
+        for uid, scores in zip(uids, data["rm_scores"].unbind(0), strict=True):
+            records[uid].rewards.append(float(scores.sum()))
     return list(records.values())
 
 

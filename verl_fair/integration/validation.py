@@ -7,23 +7,26 @@ accuracy through verl's own metric code. This hook adds what that code cannot co
     val-fair/<data_source>/<attribute>/acc_worst_group    the worst group's mean accuracy
     val-fair/all/<attribute>/acc_gap, .../acc_worst_group the same over all data sources
 
-Groups are read from the reward's ``group_<attribute>`` keys (UNK samples are left out). Enabled by
-``trainer.fair_validation_metrics=true`` (the shipped config sets it) for the v1 trainer, whatever the
-advantage estimator, so baselines get the same numbers.
+Groups are read from the reward's ``group_<attribute>`` keys (UNK samples are left out). The plugin
+installs it on the v1 trainer when the run's environment has ``VERL_FAIR_VALIDATION_METRICS=1``, whatever
+the advantage estimator, so baselines get the same numbers; the shipped config sets it for the Ray
+workers (``ray_kwargs.ray_init.runtime_env.env_vars``).
 """
 
 from __future__ import annotations
 
-import functools
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from verl_fair import patches
 from verl_fair.groups.labels import UNK
 
-_MARK = "_verl_fair_validation_metrics"
+ENV = "VERL_FAIR_VALIDATION_METRICS"
+_MODULE, _NAME = "verl.trainer.ppo.v1.trainer_base", "PPOTrainer._val_metrics_update"
 
 
 def gap_metrics(data_sources: Sequence[str], infos: dict[str, Sequence[Any]]) -> dict[str, float]:
@@ -37,7 +40,7 @@ def gap_metrics(data_sources: Sequence[str], infos: dict[str, Sequence[Any]]) ->
             continue
         attribute = key[len("group_") :]
         by_source: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for source, group, acc in zip(data_sources, groups, accuracy):
+        for source, group, acc in zip(data_sources, groups, accuracy, strict=True):
             if group in (None, UNK) or acc is None:
                 continue
             by_source[str(source)][str(group)].append(float(acc))
@@ -51,18 +54,22 @@ def gap_metrics(data_sources: Sequence[str], infos: dict[str, Sequence[Any]]) ->
     return metrics
 
 
-def enable() -> None:
-    """Wrap ``PPOTrainer._val_metrics_update`` of verl's v1 trainer (idempotent)."""
-    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
-
-    original = PPOTrainer._val_metrics_update
-    if getattr(original, _MARK, False):
-        return
-
-    @functools.wraps(original)
+def _with_gaps(original):
     def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, *args, **kwargs):
         metrics = original(self, data_sources, sample_uids, reward_extra_infos_dict, *args, **kwargs)
         return {**metrics, **gap_metrics(data_sources, reward_extra_infos_dict)}
 
-    setattr(_val_metrics_update, _MARK, True)
-    PPOTrainer._val_metrics_update = _val_metrics_update
+    return _val_metrics_update
+
+
+def requested() -> bool:
+    return os.environ.get(ENV, "").lower() in ("1", "true", "yes")
+
+
+def enable() -> patches.Patch:
+    """Wrap ``PPOTrainer._val_metrics_update`` of verl's v1 trainer (idempotent)."""
+    return patches.wrap(_MODULE, _NAME, _with_gaps)
+
+
+def disable() -> None:
+    patches.unwrap(_MODULE, _NAME, _with_gaps)

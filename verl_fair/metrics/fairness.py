@@ -4,7 +4,7 @@ Input: a :class:`Predictions` table, one row per sample: its data source, gold a
 sets (multi-label diagnosis; a binary task is the one-label case) and one column per sensitive
 attribute (sex, age bin, ...; "UNK" rows are left out of that attribute).
 
-Two families (method.md section 9):
+Two families (docs/method.md §10):
 
 - :func:`paper_metrics`, the FairGRPO paper's table: per data source and attribute, every group's
   one-vs-rest confusion counts over the classes with a gold positive in that group, macro-averaged;
@@ -128,7 +128,7 @@ def paper_group_metrics(rows: pd.DataFrame) -> dict[str, float] | None:
 
 
 def paper_metrics(predictions: Predictions, min_group_size: int = 1) -> dict[str, float]:
-    """The paper's PP, EOD, FPR_Diff, sigma/Delta of F1 and Acc, Acc, F1, Acc_ES, F1_ES (method.md 9.1)."""
+    """The paper's PP, EOD, FPR_Diff, sigma/Delta of F1 and Acc, Acc, F1, Acc_ES, F1_ES (docs/method.md §10)."""
     per_source = []
     for _, rows in predictions.frame.groupby("data_source", sort=True):
         per_attribute = []

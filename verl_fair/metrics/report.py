@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from verl_fair.metrics.fairness import GAP_KEYS, UNK, Predictions, group_deltas, paper_metrics, standard_metrics
-from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_SYNONYMS, DOMAIN_KEY, normalise_label, set_f1, split_labels
+from verl_fair.normalise.diagnosis import set_f1, split_labels, synonym_table
+from verl_fair.reward_fns.clinical_diagnosis import DOMAIN_KEY
 
 PAPER_KEYS = ("PP", "EOD", "FPR_Diff", "sigma_F1", "Delta_F1", "sigma_Acc", "Delta_Acc", "Acc", "F1", "Acc_ES", "F1_ES")
 COMPONENTS = ("score", "acc", "format_ok")
@@ -84,10 +85,7 @@ def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
             "--group-column ATTRIBUTE=COLUMN."
         )
     # labels are normalised as the reward normalises them ("normal" = "no finding"), on both sides
-    synonyms = {
-        **DEFAULT_SYNONYMS,
-        **{normalise_label(a, {}): normalise_label(n, {}) for a, n in columns.synonyms.items()},
-    }
+    synonyms = synonym_table(columns.synonyms)
     frame = pd.DataFrame(
         {
             "data_source": _data_sources(table, columns.data_source),
@@ -123,7 +121,7 @@ def evaluate(
         "data_sources": sorted(frame["data_source"].unique().tolist()),
         "attributes": attributes,
         "overall": {
-            "set_f1": float(np.mean([set_f1(p, t) for t, p in zip(frame["y_true"], frame["y_pred"])])),
+            "set_f1": float(np.mean([set_f1(p, t) for t, p in zip(frame["y_true"], frame["y_pred"], strict=True)])),
             "exact_match": float(np.mean(frame["y_true"] == frame["y_pred"])),
         },
         "by_group": {a: standard[a]["by_group"] for a in attributes},

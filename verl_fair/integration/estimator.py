@@ -1,14 +1,16 @@
-"""The advantage estimator that verl calls as ``algorithm.adv_estimator=fair_grpo``.
+"""The ``fair_grpo`` advantage estimator as verl registers it (``verl.trainer.ppo.core_algos``).
 
-It has the shape of verl's own estimators (``verl.trainer.ppo.core_algos``) and imports nothing from
-verl, so it could move upstream unchanged. Per-prompt metadata comes, in order of preference, from
-``non_tensor_batch`` (passed by trainers that hand it to estimators, as upstream PR #7473 proposes),
-from the uid table a metadata hook published (:mod:`verl_fair.integration.context`), or from nowhere:
-then every prompt is UNK in one domain and groups are found by clustering (label-free mode).
+It has the shape of verl's own estimators: tensors in, ``(advantages, returns)`` out. Each prompt's data
+source and group come from ``non_tensor_batch`` (passed by trainers that hand it to estimators, as
+upstream PR #7473 proposes, and by the legacy-trainer adapter), from the uid table a metadata hook
+published (:mod:`verl_fair.integration.context`), or from nowhere: then every prompt is UNK in one
+domain and groups are found by clustering (label-free mode). The math is
+:class:`verl_fair.algorithm.core.FairGRPO`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -18,12 +20,11 @@ import torch
 
 from verl_fair.algorithm.advantage import PromptBatch, group_prompts
 from verl_fair.config import FairGRPOConfig
-from verl_fair.groups.labels import UNK, GroupLabeler
+from verl_fair.groups.labels import LABEL_FREE_DOMAIN, UNK, GroupLabeler, label_prompts
 from verl_fair.integration import context
 
 logger = logging.getLogger(__name__)
 
-LABEL_FREE_DOMAIN = "default"
 ENABLE_LABELS_HINT = (
     "To train with demographic groups, enable the metadata sampler "
     "(trainer.v1.sampler.custom_sampler.path=pkg://verl_fair.integration.sampler) or use the shipped config "
@@ -31,6 +32,10 @@ ENABLE_LABELS_HINT = (
     "sex/age or fair_group."
 )
 _warned: set[str] = set()
+
+
+class MissingLabelsError(RuntimeError):
+    """``labels: required`` but no metadata reached the estimator."""
 
 
 def compute_fair_grpo_outcome_advantage(
@@ -66,30 +71,29 @@ def compute_fair_grpo_outcome_advantage(
     state = context.get_state(cfg)
     with torch.no_grad():
         batch = group_prompts(token_level_rewards.sum(dim=-1), index)
-        domains, groups = _labelled_metadata(batch, non_tensor_batch, cfg, state.labeler)
+        domains, groups = prompt_metadata(batch, non_tensor_batch, cfg)
         if cfg.labels == "none":  # latent groups only; the labels serve to measure their alignment
-            scalars = state.step(batch, domains, [UNK] * len(groups), reference_groups=groups)
+            report = state.step(batch, domains, [UNK] * len(groups), reference_groups=groups)
         else:
-            scalars = state.step(batch, domains, groups)
-        scalars = scalars.to(device=token_level_rewards.device, dtype=token_level_rewards.dtype)
+            report = state.step(batch, domains, groups)
+        context.record(report)
+        scalars = report.advantages.to(device=token_level_rewards.device, dtype=token_level_rewards.dtype)
         advantages = scalars.unsqueeze(-1) * response_mask
     return advantages, advantages
 
 
-class MissingLabelsError(RuntimeError):
-    """``labels: required`` but no metadata reached the estimator."""
-
-
-def _labelled_metadata(
-    batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None, cfg: FairGRPOConfig, labeler: GroupLabeler
+def prompt_metadata(
+    batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None, cfg: FairGRPOConfig
 ) -> tuple[list[str], list[str]]:
     """Domain and group key of each prompt, from the batch, the published uid table, or neither."""
     if non_tensor_batch is not None and (cfg.data_source_key in non_tensor_batch or "extra_info" in non_tensor_batch):
         sources = non_tensor_batch.get(cfg.data_source_key)
         infos = non_tensor_batch.get("extra_info")
-        domains = [LABEL_FREE_DOMAIN if sources is None else str(sources[r]) for r in batch.first_row]
-        groups = [UNK] * batch.num_prompts if infos is None else labeler.assign([infos[r] for r in batch.first_row])
-        return domains, groups
+        return label_prompts(
+            None if sources is None else [sources[r] for r in batch.first_row],
+            None if infos is None else [infos[r] for r in batch.first_row],
+            _labeler(cfg.group_attributes, cfg.age_bins),
+        )
     published = context.take(batch.uids)
     found = [entry for entry in published if entry is not None]
     if found:
@@ -104,16 +108,21 @@ def _labelled_metadata(
         return [d for d, _ in filled], [g for _, g in filled]
     if cfg.labels == "required":
         raise MissingLabelsError(
-            "algorithm.fair_grpo.labels=required, but no data source or demographics reached "
-            "fair_grpo. " + ENABLE_LABELS_HINT
+            "algorithm.fair_grpo.labels=required, but no data source or demographics reached fair_grpo. "
+            + ENABLE_LABELS_HINT
         )
     _warn_once(
         "label_free",
-        "fair_grpo found no per-sample metadata (data source, demographics) and runs "
-        "label-free: every prompt is UNK in one domain and groups are latent clusters of reward "
-        "vectors. " + ENABLE_LABELS_HINT,
+        "fair_grpo found no per-sample metadata (data source, demographics) and runs label-free: every prompt "
+        "is UNK in one domain and groups are latent clusters of reward vectors. " + ENABLE_LABELS_HINT,
     )
     return [LABEL_FREE_DOMAIN] * batch.num_prompts, [UNK] * batch.num_prompts
+
+
+@functools.cache
+def _labeler(attributes: tuple[str, ...], age_bins: tuple[float, ...]) -> GroupLabeler:
+    """One labeler per setting for the process, so that each misspelt attribute is reported once."""
+    return GroupLabeler(attributes, age_bins)
 
 
 def _warn_once(key: str, message: str) -> None:

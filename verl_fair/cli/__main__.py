@@ -1,0 +1,5 @@
+import sys
+
+from verl_fair.cli import main
+
+sys.exit(main())

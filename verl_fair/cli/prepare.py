@@ -1,0 +1,134 @@
+"""``verl-fair prepare``: clinical datasets to verl parquet files with demographics in extra_info."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from verl_fair.cli.args import pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert a clinical dataset into verl parquet files (train, val) with demographics in extra_info."""
+    from pathlib import Path
+
+    from verl_fair.data import prepare as data
+
+    report = data.Report()
+    source = Path(args.input)
+    if args.format == "jsonl":
+        examples = data.read_jsonl(source, args.attribute or [])
+    else:
+        spec = data.TableSpec(
+            data_source=args.data_source,
+            data_source_column=args.data_source_column,
+            label_column=args.label_column,
+            label_columns=args.label_columns or (),
+            positive_values=args.positive_values,
+            label_map=pairs(args.label_map, "--label-map"),
+            image_column=args.image_column,
+            image_template=args.image_template,
+            image_roots=[Path(r) for r in args.image_root or []],
+            image_suffix=args.image_suffix,
+            sex_column=args.sex_column,
+            age_column=args.age_column,
+            attribute_columns=pairs(args.attribute_column, "--attribute-column"),
+            question=args.question,
+            id_column=args.id_column,
+            joins=[_join(item) for item in args.join or []],
+        )
+        examples = data.read_table(source, spec)
+    output = Path(args.output)
+    try:
+        data.prepare(
+            examples,
+            output,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            embed_images=args.images == "embed",
+            on_error=args.on_error,
+            report=report,
+            balance=args.balance,
+            group_attributes=args.group_attributes,
+        )
+    except (ValueError, OSError) as error:
+        print(f"verl-fair prepare: {error}", file=sys.stderr)
+        return 2
+    print(data.write_summary(report, output, args.min_group_size))
+    return 0
+
+
+def _join(item: str) -> tuple:
+    from pathlib import Path
+
+    path, sep, columns = item.rpartition(":")
+    here, _, there = columns.partition("=")
+    if not sep or not path or not here:
+        raise SystemExit(f"--join {item!r}: expected FILE:COLUMN or FILE:COLUMN_HERE=COLUMN_THERE")
+    return Path(path), here, there or here
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("prepare", help=run.__doc__)
+    parser.add_argument(
+        "format", choices=["jsonl", "table"], help="jsonl: the FairGRPO authors' layout; table: a CSV or Parquet file"
+    )
+    parser.add_argument("input", help="the .jsonl, .csv or .parquet file")
+    parser.add_argument("--output", required=True, help="folder for train.parquet, val.parquet, summary.json")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic split")
+    parser.add_argument(
+        "--images",
+        choices=["embed", "path"],
+        default="embed",
+        help="embed image bytes in the parquet, or keep absolute paths",
+    )
+    parser.add_argument(
+        "--on-error",
+        choices=["skip", "stop"],
+        default="skip",
+        help="skip bad rows (each reported, counted in summary.json) or stop at the first",
+    )
+    parser.add_argument("--min-group-size", type=int, default=30, help="flag (data source, group)s below this")
+    parser.add_argument(
+        "--balance",
+        action="store_true",
+        help="also write train_balanced.parquet: every group oversampled to its data source's largest",
+    )
+    parser.add_argument("--attribute", action="append", help="jsonl: another demographic key of the demo string")
+    parser.add_argument(
+        "--group-attributes",
+        nargs="+",
+        default=["sex", "age"],
+        help="attributes whose combination is a group (for the group counts and --balance)",
+    )
+    table = parser.add_argument_group("table")
+    table.add_argument("--data-source", help="the data source (domain) of every row")
+    table.add_argument("--data-source-column")
+    table.add_argument("--label-column", help="column holding the diagnosis (several labels separated by ',')")
+    table.add_argument("--label-columns", nargs="+", help="one-hot columns; a row's labels are those set positive")
+    table.add_argument("--positive-values", nargs="+", default=["1", "1.0", "true", "yes"])
+    table.add_argument("--label-map", action="append", help="CODE=NAME, e.g. mel=melanoma (repeatable)")
+    table.add_argument("--image-column")
+    table.add_argument(
+        "--image-template", help="image path from columns, e.g. 'ct/{PatientNumber:0>3}/{SliceNumber}.jpg'"
+    )
+    table.add_argument(
+        "--image-root", nargs="+", help="folders searched in order for each image (default: the table's)"
+    )
+    table.add_argument("--image-suffix", default="", help="appended to the image column, e.g. .jpg")
+    table.add_argument("--sex-column")
+    table.add_argument("--age-column")
+    table.add_argument("--attribute-column", action="append", help="NAME=COLUMN, e.g. race=Race (repeatable)")
+    table.add_argument(
+        "--question",
+        default="What is the diagnosis?",
+        help="question text; {column} placeholders are filled from the row",
+    )
+    table.add_argument("--id-column", help="stable row id for the split (default: the image path)")
+    table.add_argument(
+        "--join",
+        action="append",
+        help="FILE:COLUMN or FILE:COLUMN_HERE=COLUMN_THERE, a left join (e.g. patient demographics)",
+    )
+    parser.set_defaults(run=run)

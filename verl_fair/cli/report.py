@@ -1,0 +1,76 @@
+"""``verl-fair report``: fairness audits of verl validation dumps or prediction tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from verl_fair.cli.args import pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fairness audit of verl validation dumps or a predictions file: JSON, Markdown and PNG plots."""
+    from pathlib import Path
+
+    from verl_fair.metrics import report as audit
+
+    columns = audit.Columns(
+        label=args.label_column,
+        prediction=args.prediction_column,
+        groups=pairs(args.group_column, "--group-column"),
+        data_source=args.data_source_column,
+        step=args.step_column,
+        synonyms=pairs(args.synonym, "--synonym"),
+    )
+    output = Path(args.output)
+    try:
+        if args.compare:
+            before, after = (audit.load([Path(p)], columns) for p in args.compare)
+            delta = audit.compare(before, after, n_boot=args.bootstrap or 200, min_group_size=args.min_group_size)
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "delta.json").write_text(json.dumps(delta, indent=2, default=float))
+            (output / "delta.md").write_text(audit.compare_markdown(delta))
+            print(f"wrote {output / 'delta.json'} and {output / 'delta.md'}")
+            return 0
+        if not args.inputs:
+            raise ValueError("give the predictions (a dump folder or files), or --compare BEFORE AFTER")
+        frame = audit.load([Path(p) for p in args.inputs], columns)
+        result = audit.evaluate(
+            frame, min_group_size=args.min_group_size, n_boot=args.bootstrap or None, worst_k=args.worst_k
+        )
+        written = audit.write(result, output)
+    except (ValueError, OSError) as error:
+        print(f"verl-fair report: {error}", file=sys.stderr)
+        return 2
+    gaps = result["gaps"]
+    print(
+        f"{result['n']} predictions: equal opportunity difference {gaps['equal_opportunity_difference']:.3f}, "
+        f"predictive parity difference {gaps['predictive_parity_difference']:.3f}, PP {gaps['PP']:.2f}, "
+        f"EOD {gaps['EOD']:.2f}, F1_ES {gaps['F1_ES']:.3f}"
+    )
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("report", help=run.__doc__)
+    parser.add_argument("inputs", nargs="*", help="verl validation_data_dir folders or .jsonl/.csv/.parquet files")
+    parser.add_argument("--output", required=True, help="folder for report.json, report.md and the plots")
+    parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="a fairness delta report instead")
+    parser.add_argument("--label-column", default="gts")
+    parser.add_argument("--prediction-column", default="pred")
+    parser.add_argument(
+        "--group-column", action="append", help="ATTRIBUTE=COLUMN (repeatable; default: every group_<attribute> column)"
+    )
+    parser.add_argument("--data-source-column", default="data_source")
+    parser.add_argument("--step-column", default="step")
+    parser.add_argument("--bootstrap", type=int, default=0, help="resamples for 95 %% intervals (0: none)")
+    parser.add_argument("--min-group-size", type=int, default=30, help="smaller groups are left out, with a warning")
+    parser.add_argument("--worst-k", type=int, default=2, help="k of the worst-k group accuracy")
+    parser.add_argument(
+        "--synonym",
+        action="append",
+        help="ALIAS=NAME, as given to the reward's synonyms (the reward's defaults always apply)",
+    )
+    parser.set_defaults(run=run)

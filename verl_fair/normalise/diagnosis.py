@@ -1,0 +1,82 @@
+"""Diagnosis labels as the reward, ``prepare`` and ``report`` compare them.
+
+A label is normalised by unwrapping LaTeX text commands (``\\text{Pneumonia}``) and markdown emphasis
+(``**Pneumonia**``), Unicode NFKC, lower case, removing punctuation and collapsing whitespace; a
+number keeps its value (``"1.0"`` and ``"1"`` are the same label); then synonyms map aliases to one
+name ("normal" -> "no finding"). An answer or a ground truth with several labels is split on ",",
+";", "&", "|", new lines and the word "and".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_SYNONYMS = {
+    "normal": "no finding",
+    "no findings": "no finding",
+    "none": "no finding",
+    "healthy": "no finding",
+    "no abnormality": "no finding",
+    "negative": "no finding",
+}
+LABEL_SEPARATORS = re.compile(r"\s*(?:[,;&|\n]|\band\b)\s*", re.IGNORECASE)
+
+_LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+|\\.")
+_BRACES_OR_EMPHASIS = re.compile(r"[{}*`~]+|_{2,}")
+_BLANKS = re.compile(r"[ \t]{2,}")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_NOT_WORD = re.compile(r"[^\w\s+-]+")
+_SPACES = re.compile(r"\s+")
+
+
+def clean(text: str) -> str:
+    """``text`` without LaTeX commands (``\\text{x}`` -> ``x``), braces and markdown emphasis; one linear pass."""
+    return _BLANKS.sub(" ", _BRACES_OR_EMPHASIS.sub("", _LATEX_COMMAND.sub(" ", text)))
+
+
+def normalise_label(label: str, synonyms: Mapping[str, str]) -> str:
+    """One normalised label (see the module docstring); "" when nothing is left."""
+    text = unicodedata.normalize("NFKC", clean(label)).strip().lower()
+    if _NUMBER.fullmatch(text):
+        value = float(text)
+        text = str(int(value)) if value.is_integer() else repr(value)
+    else:
+        text = _SPACES.sub(" ", _NOT_WORD.sub(" ", text)).strip()
+    return synonyms.get(text, text)
+
+
+def split_labels(value: Any, synonyms: Mapping[str, str]) -> frozenset[str]:
+    """The set of normalised labels in an answer or a ground truth (a string, a number or a list of them)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return frozenset()
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+    parts = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    labels = set()
+    for part in parts:
+        for piece in LABEL_SEPARATORS.split(clean(str(part))):
+            label = normalise_label(piece, synonyms)
+            if label:
+                labels.add(label)
+    return frozenset(labels)
+
+
+def synonym_table(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The default synonyms plus ``extra`` (alias -> name), both sides normalised."""
+    table = dict(DEFAULT_SYNONYMS)
+    for alias, name in (extra or {}).items():
+        table[normalise_label(str(alias), {})] = normalise_label(str(name), {})
+    return table
+
+
+def set_f1(predicted: frozenset[str], gold: frozenset[str]) -> float:
+    """2PR / (P + R) of two label sets; 0 when they share nothing (or the ground truth is empty)."""
+    hits = len(predicted & gold)
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / len(predicted), hits / len(gold)
+    return 2 * precision * recall / (precision + recall)

@@ -1,0 +1,193 @@
+"""Every verl internal verl-fair relies on, and the one way it changes verl's behaviour: reversible wraps.
+
+verl 0.9.1 offers plugins no hook for three things verl-fair needs: handing ``non_tensor_batch`` to an
+estimator on the legacy trainer, adding metrics to validation, and running on a host without an
+accelerator. For those, :func:`wrap` replaces one attribute of a verl module with a wrapper; the
+returned :class:`Patch` undoes it. A wrap of a module that is not imported yet is applied the moment
+verl imports it, so a plugin never imports heavy trainer modules into processes that do not use them.
+
+:data:`VERL_INTERNALS` lists every verl name the package imports or patches, with where verl-fair uses
+it; ``tests/test_verl_internals.py`` checks that each still exists, so a verl upgrade fails there first.
+The changes upstream verl would need to retire the patches are in ``docs/upstream.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VerlInternal:
+    """A verl name verl-fair relies on: ``module``, the dotted ``name`` inside it, and who uses it for what."""
+
+    module: str
+    name: str
+    used_by: str
+
+    def resolve(self) -> Any:
+        """Import the module and return the attribute (raises ImportError or AttributeError when gone)."""
+        value: Any = importlib.import_module(self.module)
+        for part in self.name.split("."):
+            value = getattr(value, part)
+        return value
+
+
+VERL_INTERNALS: tuple[VerlInternal, ...] = (
+    # the fairness plugin and its verl glue (verl_fair.plugin, verl_fair.integration)
+    VerlInternal("verl.trainer.ppo.core_algos", "register_adv_est", "plugin: registers fair_grpo"),
+    VerlInternal("verl.trainer.ppo.core_algos", "ADV_ESTIMATOR_REGISTRY", "plugin, doctor: registration checks"),
+    VerlInternal("verl.trainer.ppo.ray_trainer", "compute_advantage", "integration.legacy: wrapped (legacy trainer)"),
+    VerlInternal("verl.trainer.ppo.ray_trainer", "compute_response_mask", "integration.legacy: mask when absent"),
+    VerlInternal(
+        "verl.trainer.ppo.v1.trainer_base", "PPOTrainer._val_metrics_update", "integration.validation: wrapped"
+    ),
+    VerlInternal("verl.trainer.ppo.v1.trainer_base", "PPOTrainer._compute_advantage", "integration: v1 advantage step"),
+    VerlInternal("verl.trainer.ppo.v1.replay_buffer", "ReplayBuffer", "integration.sampler: subclassed (sync)"),
+    VerlInternal("verl.trainer.ppo.v1.replay_buffer", "ReplayBufferAsync", "integration.sampler: subclassed (async)"),
+    VerlInternal("verl.trainer.ppo.checkpoint_callback", "CheckpointCallback", "integration.checkpoint: subclassed"),
+    VerlInternal(
+        "verl.utils.checkpoint.checkpoint_manager", "find_latest_ckpt_path", "integration.checkpoint: resume folder"
+    ),
+    VerlInternal("transfer_queue", "kv_batch_get", "integration.sampler: reads data_source and extra_info"),
+    # the CPU backend (verl_fair.cpu)
+    VerlInternal("verl.plugin.platform", "PlatformBase", "cpu.platform: subclassed"),
+    VerlInternal("verl.plugin.platform", "PlatformRegistry", "cpu.plugin: registers the cpu platform"),
+    VerlInternal("verl.utils.distributed", "initialize_global_process_group_ray", "cpu.plugin: wrapped (gloo)"),
+    VerlInternal("verl.workers.engine_workers", "initialize_global_process_group_ray", "cpu.plugin: wrapped (gloo)"),
+    VerlInternal("verl.workers.engine.base", "EngineRegistry", "cpu: VERL_ENGINE_DEVICE/VENDOR override"),
+    VerlInternal("verl.workers.rollout.base", "_ROLLOUT_REGISTRY", "cpu.plugin: registers the rollout adapter"),
+    VerlInternal("verl.workers.rollout.base", "BaseRollout", "cpu.rollout: subclassed"),
+    VerlInternal("verl.workers.rollout.replica", "RolloutReplica", "cpu.rollout: subclassed"),
+    VerlInternal("verl.workers.rollout.replica", "RolloutReplicaRegistry", "cpu.plugin: registers the replica"),
+    VerlInternal("verl.workers.rollout.replica", "TokenOutput", "cpu.rollout: generation result"),
+    VerlInternal("verl.workers.rollout.utils", "ensure_async_iterator", "cpu.rollout: weight stream"),
+    VerlInternal("verl.workers.config", "HFModelConfig", "cpu.rollout: model settings"),
+    VerlInternal("verl.workers.config", "RolloutConfig", "cpu.rollout: rollout settings"),
+    VerlInternal("verl.utils.config", "omega_conf_to_dataclass", "cpu.rollout: settings to dataclasses"),
+)
+_TABLE = {(entry.module, entry.name) for entry in VERL_INTERNALS}
+
+
+class Patch:
+    """One wrapped verl attribute; :meth:`undo` puts verl's own object back."""
+
+    def __init__(self, module: str, name: str, make_wrapper: Callable[[Any], Any]) -> None:
+        if (module, name) not in _TABLE:
+            raise ValueError(f"{module}.{name} is not in verl_fair.patches.VERL_INTERNALS; list it there first")
+        self.module, self.name, self.make_wrapper = module, name, make_wrapper
+        self.original: Any = None
+        self.applied = False
+
+    def apply(self, module: Any) -> None:
+        """Wrap the attribute of the imported ``module`` (a no-op when this patch's wrapper is already there).
+
+        When the attribute holds the wrapper of another patch with the same ``make_wrapper`` (a name that
+        verl imported from the module patched first), the original underneath is wrapped instead.
+        """
+        owner, attribute = _owner(module, self.name)
+        current = getattr(owner, attribute)
+        other = getattr(current, "__verl_fair_patch__", None)
+        if other is self:
+            return
+        if other is not None and other.make_wrapper is self.make_wrapper:
+            current = other.original
+        wrapper = functools.wraps(current)(self.make_wrapper(current))
+        wrapper.__verl_fair_patch__ = self
+        self.original = current
+        setattr(owner, attribute, wrapper)
+        self.applied = True
+
+    def undo(self) -> None:
+        """Restore verl's attribute (also stops a wrap still waiting for its module's import)."""
+        _pending.discard(self)
+        if not self.applied:
+            return
+        owner, attribute = _owner(sys.modules[self.module], self.name)
+        if getattr(getattr(owner, attribute), "__verl_fair_patch__", None) is self:
+            setattr(owner, attribute, self.original)
+        self.applied = False
+
+
+def wrap(module: str, name: str, make_wrapper: Callable[[Any], Any]) -> Patch:
+    """Replace ``module.name`` (``name`` may be ``Class.method``) by ``make_wrapper(original)``.
+
+    Applied at once when ``module`` is imported, else as soon as it is. Idempotent: wrapping with the
+    same ``make_wrapper`` again returns the patch already in place. The wrapper keeps the original's
+    name and docstring (``functools.wraps`` is applied for it).
+    """
+    with _lock:
+        key = (module, name, make_wrapper)
+        existing = _active.get(key)
+        if existing is not None and (existing.applied or existing in _pending):
+            return existing
+
+        patch = _active[key] = Patch(module, name, make_wrapper)
+        if module in sys.modules:
+            patch.apply(sys.modules[module])
+        else:
+            _pending.add(patch)
+            _install_finder()
+        return patch
+
+
+def unwrap(module: str, name: str, make_wrapper: Callable[[Any], Any]) -> None:
+    """Undo the patch :func:`wrap` made with these arguments, if any."""
+    with _lock:
+        patch = _active.pop((module, name, make_wrapper), None)
+    if patch is not None:
+        patch.undo()
+
+
+def _owner(module: Any, dotted: str) -> tuple[Any, str]:
+    *path, attribute = dotted.split(".")
+    owner = module
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, attribute
+
+
+_lock = threading.RLock()
+_pending: set[Patch] = set()
+_active: dict[tuple[str, str, Callable], Patch] = {}
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Applies pending patches right after their module's code has run."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not any(p.module == fullname for p in _pending):
+            return None
+        sys.meta_path.remove(self)  # find the real spec without recursing into this finder
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module):
+            execute(module)
+            with _lock:
+                for patch in [p for p in _pending if p.module == fullname]:
+                    _pending.discard(patch)
+                    patch.apply(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+_finder = _PatchOnImport()
+
+
+def _install_finder() -> None:
+    if _finder not in sys.meta_path:
+        sys.meta_path.insert(0, _finder)
