@@ -120,3 +120,77 @@ def test_settings_from_a_hydra_dictconfig():
     fair_grpo(**batch.kwargs(config))
     cfg = context.get_state().config
     assert cfg.history.window == 4 and cfg.cluster.k_max == 2 and cfg.norm_adv_by_std_in_grpo is False
+
+
+def _kwargs(batch, **changes):
+    kwargs = batch.kwargs({"fair_grpo": {"variant": "official"}})
+    kwargs.update(changes)
+    return kwargs
+
+
+def test_a_missing_uid_is_an_error_not_one_merged_prompt():
+    batch = make_batch(PROMPTS)
+    index = batch.index.copy()
+    index[[0, 5]] = None
+    with pytest.raises(ValueError, match=r"row 0 has no uid \(None\)"):
+        fair_grpo(**_kwargs(batch, index=index))
+
+
+def test_uids_of_different_types_are_different_prompts():
+    """int 0 and str "0" are two prompts, as their rows' rewards show."""
+    batch = make_batch([Prompt([1, 0], "A", "M,A1"), Prompt([1, 1, 1, 0], "A", "M,A1")])
+    index = np.array([0, 0, "0", "0", "0", "0"], dtype=object)
+    fair_grpo(**_kwargs(batch, index=index, non_tensor_batch={**batch.non_tensor_batch, "uid": index}))
+    assert context.last_report().prompts == 2
+
+
+def test_a_real_uid_that_starts_with_pad_is_a_prompt():
+    batch = make_batch([Prompt([1, 0, 1, 1], "A", "M,A1", uid="padded-scan-17"), Prompt([0, 1, 0, 0], "A", "F,A2")])
+    advantages, _ = fair_grpo(**_kwargs(batch))
+    assert context.last_report().prompts == 2 and context.last_report().padding_rows == 0
+    assert advantages[:4].abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("rewards_1d", r"token_level_rewards must be a \(batch, response_length\) tensor, got shape \(\d+,\)"),
+        ("mask_shape", r"response_mask has shape \(\d+, 2\) but token_level_rewards has \(\d+, 4\)"),
+        ("short_index", r"index has \d+ uids for \d+ rows"),
+        ("short_extra_info", r"non_tensor_batch\['extra_info'\] has 2 entries for \d+ rows"),
+    ],
+)
+def test_inputs_of_the_wrong_shape_are_named(change, message):
+    batch = make_batch(PROMPTS)
+    kwargs = _kwargs(batch)
+    if change == "rewards_1d":
+        kwargs["token_level_rewards"] = batch.token_level_rewards.sum(-1)
+    elif change == "mask_shape":
+        kwargs["response_mask"] = batch.response_mask[:, :2]
+    elif change == "short_index":
+        kwargs["index"] = batch.index[:-1]
+    else:
+        kwargs["non_tensor_batch"] = {**batch.non_tensor_batch, "extra_info": batch.non_tensor_batch["extra_info"][:2]}
+    with pytest.raises(ValueError, match=message):
+        fair_grpo(**kwargs)
+
+
+def test_extra_info_as_a_json_string_is_read():
+    import json
+
+    batch = make_batch(PROMPTS)
+    infos = [json.dumps({"demographics": {"sex": "female", "age": 30}}) for _ in batch.index]
+    batch.non_tensor_batch["extra_info"] = np.array(infos, dtype=object)
+    fair_grpo(**batch.kwargs({}))
+    assert {group for _, group in context.last_report().prompt_groups} == {"F,A2"}
+
+
+def test_official_variant_warns_once_about_negative_rewards(caplog):
+    from verl_fair.integration import estimator
+
+    estimator._warned.discard("negative_rewards")
+    batch = make_batch([Prompt([-1, 0, 0, -1], "A", "M,A1"), Prompt([0, -1, -1, -1], "A", "F,A2")])
+    with caplog.at_level("WARNING"):
+        fair_grpo(**_kwargs(batch))
+        fair_grpo(**_kwargs(batch))
+    assert caplog.text.count("assumes non-negative rewards") == 1

@@ -1,19 +1,23 @@
 """Rows to prompts, per-prompt GRPO scores and the batch renormalisation (pure torch/numpy).
 
 Rows are grouped by ``index`` (verl's uid), never by position: verl reorders rows for sequence
-balancing. Rows whose uid starts with ``pad`` are verl's synthetic padding (``_balance_batch``); they
-are left out of every statistic and get advantage 0. Prompts appear in the order of their first row,
-as in the authors' code, whose clustering history depends on that order.
+balancing. Uids of different types stay different prompts (``0`` is not ``"0"``); a missing uid is an
+error. verl's synthetic padding rows (``_balance_batch``: uid ``pad`` + 32 hex digits) are left out of
+every statistic and get advantage 0; a real uid that merely starts with ``pad`` is a prompt like any
+other. Prompts appear in the order of their first row, as in the
+authors' code, whose clustering history depends on that order.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-PADDING_PREFIX = "pad"
+PADDING_UID = re.compile(r"pad[0-9a-f]{32}")  # verl's padding_utils: f"pad{uuid.uuid4().hex}"
 
 
 class NonFiniteRewardError(ValueError):
@@ -58,11 +62,29 @@ class PromptBatch:
 
 
 def is_padding(uid: object) -> bool:
-    return isinstance(uid, str) and uid.startswith(PADDING_PREFIX)
+    """A row verl appended as padding: its uid has the form verl gives padding (``pad`` + a uuid4 in hex)."""
+    return isinstance(uid, str) and PADDING_UID.fullmatch(uid) is not None
+
+
+def _uid_key(uid: object, row: int) -> tuple:
+    """A hashable key that keeps uids of different types apart (``0``, ``"0"`` and ``0.0`` are three prompts)."""
+    if uid is None or (isinstance(uid, float) and math.isnan(uid)):
+        raise ValueError(
+            f"fair_grpo: row {row} has no uid ({uid!r}); every row needs its prompt's uid in non_tensor_batch['uid']."
+        )
+    if isinstance(uid, str):
+        return (str, str(uid))
+    if isinstance(uid, (int, np.integer)) and not isinstance(uid, bool):
+        return (int, int(uid))
+    try:
+        hash(uid)
+    except TypeError:
+        raise ValueError(f"fair_grpo: row {row} has an unhashable uid {uid!r}; uids must be strings") from None
+    return (type(uid), uid)
 
 
 def group_prompts(scores: torch.Tensor, index: np.ndarray) -> PromptBatch:
-    """Regroup the ``(B,)`` outcome rewards by uid; raise on NaN or infinite rewards."""
+    """Regroup the ``(B,)`` outcome rewards by uid; raise on missing uids and on NaN or infinite rewards."""
     if index is None:
         raise ValueError(
             "fair_grpo needs `index` (verl's uid array) to group rollouts by prompt; "
@@ -82,17 +104,18 @@ def group_prompts(scores: torch.Tensor, index: np.ndarray) -> PromptBatch:
             f"fair_grpo got {int(bad.sum())} NaN or infinite reward row(s) in {len(bad_uids)} prompt(s) "
             f"(uids {shown}); check the reward function's output for these samples."
         )
-    uniq, first, inverse = np.unique(index[rows].astype(str), return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    prompt = rank[inverse.reshape(-1)]
+    number: dict[tuple, int] = {}
+    prompt = np.fromiter(
+        (number.setdefault(_uid_key(index[r], int(r)), len(number)) for r in rows), dtype=np.int64, count=len(rows)
+    )
+    first_row = np.full(len(number), len(index), dtype=np.int64)
+    np.minimum.at(first_row, prompt, rows)  # the first row of each prompt
     return PromptBatch(
         rows=rows,
         prompt=prompt,
-        uids=[index[rows[first[o]]] for o in order],
-        first_row=rows[first[order]],
-        counts=np.bincount(prompt, minlength=len(order)),
+        uids=[index[r] for r in first_row],
+        first_row=first_row,
+        counts=np.bincount(prompt, minlength=len(number)),
         rewards=rewards,
         padding_rows=int(len(index) - len(rows)),
     )

@@ -55,7 +55,7 @@ def compute_fair_grpo_outcome_advantage(
     Args:
         token_level_rewards: ``(bs, response_length)``; a row's sum is its outcome reward.
         response_mask: ``(bs, response_length)``.
-        index: ``(bs,)`` uid of each row's prompt; uids starting with ``pad`` mark verl's padding rows.
+        index: ``(bs,)`` uid of each row's prompt; verl's padding rows (uid ``pad<hex>``, empty response) get 0.
         config: verl's ``algorithm`` section; FairGRPO's settings are under ``fair_grpo``.
         non_tensor_batch: optional per-row metadata with ``data_source`` (or the configured key) and
             ``extra_info`` arrays.
@@ -65,12 +65,21 @@ def compute_fair_grpo_outcome_advantage(
 
     Raises:
         FairGRPOConfigError: a bad ``algorithm.fair_grpo`` setting.
+        ValueError: inputs of the wrong shape or a missing uid (the message names the argument).
         NonFiniteRewardError: NaN or infinite rewards (the message names the uids).
     """
     cfg = FairGRPOConfig.from_algorithm(config)
+    check_inputs(token_level_rewards, response_mask, index, non_tensor_batch)
     state = context.get_state(cfg)
     with torch.no_grad():
         batch = group_prompts(token_level_rewards.sum(dim=-1), index)
+        if cfg.variant == "official" and bool((batch.rewards < 0).any()):
+            _warn_once(
+                "negative_rewards",
+                "fair_grpo variant=official assumes non-negative rewards (its factors are mean rewards): with "
+                f"negative rewards, here {int((batch.rewards < 0).sum())} rows, groups with a negative mean get "
+                "advantages of the opposite sign to GRPO's. Use rewards in [0, 1] or variant=paper.",
+            )
         domains, groups = prompt_metadata(batch, non_tensor_batch, cfg)
         if cfg.labels == "none":  # latent groups only; the labels serve to measure their alignment
             report = state.step(batch, domains, [UNK] * len(groups), reference_groups=groups)
@@ -80,6 +89,29 @@ def compute_fair_grpo_outcome_advantage(
         scalars = report.advantages.to(device=token_level_rewards.device, dtype=token_level_rewards.dtype)
         advantages = scalars.unsqueeze(-1) * response_mask
     return advantages, advantages
+
+
+def check_inputs(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: np.ndarray | None,
+    non_tensor_batch: Mapping[str, np.ndarray] | None,
+) -> None:
+    """Raise a ValueError naming the argument when the inputs do not have verl's shapes."""
+    if not isinstance(token_level_rewards, torch.Tensor) or token_level_rewards.dim() != 2:
+        shape = tuple(getattr(token_level_rewards, "shape", ()))
+        raise ValueError(f"fair_grpo: token_level_rewards must be a (batch, response_length) tensor, got shape {shape}")
+    if not isinstance(response_mask, torch.Tensor) or tuple(response_mask.shape) != tuple(token_level_rewards.shape):
+        raise ValueError(
+            f"fair_grpo: response_mask has shape {tuple(getattr(response_mask, 'shape', ()))} but token_level_rewards "
+            f"has {tuple(token_level_rewards.shape)}; they must match"
+        )
+    rows = token_level_rewards.shape[0]
+    if index is not None and len(index) != rows:
+        raise ValueError(f"fair_grpo: index has {len(index)} uids for {rows} rows of token_level_rewards")
+    for name, column in (non_tensor_batch or {}).items():
+        if hasattr(column, "__len__") and not isinstance(column, (str, bytes)) and len(column) != rows:
+            raise ValueError(f"fair_grpo: non_tensor_batch[{name!r}] has {len(column)} entries for {rows} rows")
 
 
 def prompt_metadata(
