@@ -4,6 +4,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 from helpers import Prompt, make_batch
 
 from verl_fair.groups.labels import UNK, group_key
@@ -143,4 +144,27 @@ def test_rows_without_any_demographics_raise_no_misspelling_report(caplog):
 def test_publishing_replaces_a_batch_nobody_took():
     context.publish({"a": ("A", "M,A1")})
     context.publish({"b": ("B", "F,A2")})  # e.g. a GRPO baseline run never takes them
-    assert context.take(["a", "b"]) == [None, ("B", "F,A2")]
+    assert context.take(["a", "b"]) == [None, ("B", "F,A2", None)]
+
+
+def test_the_sampler_reads_gold_labels_with_the_groups():
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    from verl_fair.config import FairGRPOConfig
+    from verl_fair.groups.labels import GroupLabeler
+    from verl_fair.integration.sampler import prompt_records
+
+    rows = [
+        {"uid": "a", "rm_scores": torch.tensor([0.0, 1.0]), "data_source": "cxr",
+         "extra_info": {"sex": "F", "age": 30}, "reward_model": {"ground_truth": "Edema, effusion"}},
+        {"uid": "a", "rm_scores": torch.tensor([0.0, 0.0]), "data_source": "cxr",
+         "extra_info": {"sex": "F", "age": 30}, "reward_model": {"ground_truth": "Edema, effusion"}},
+        {"uid": "b", "rm_scores": torch.tensor([1.0, 0.0]), "data_source": "cxr",
+         "extra_info": '{"sex": "male", "age": 80}', "reward_model": {"ground_truth": "\\text{Normal}"}},
+    ]  # fmt: skip
+    cfg = FairGRPOConfig()
+    records = prompt_records(list_of_dict_to_tensordict(rows), cfg, GroupLabeler(cfg.group_attributes, cfg.age_bins))
+    assert [(r.uid, r.domain, r.group, r.label, r.rewards) for r in records] == [
+        ("a", "cxr", "F,A2", "edema, effusion", [1.0, 0.0]),
+        ("b", "cxr", "M,A4", "no finding", [1.0]),
+    ]

@@ -20,8 +20,11 @@ def _steps(count, seed=0, unk_share=0.4):
         for i in range(10):
             rewards = list((rng.random(5) < rng.random()).astype(float))
             group = "UNK" if rng.random() < unk_share else ["M,A1", "F,A3"][i % 2]
-            prompts.append(Prompt(rewards, ["A", "B"][i % 2], group))
-        yield make_batch(prompts, shuffle_seed=step)
+            prompts.append(Prompt(rewards, ["A", "B"][i % 2], group, uid=f"s{step}p{i}"))
+        batch = make_batch(prompts, shuffle_seed=step)
+        gold = [{"ground_truth": ["pos", "neg", "pos, neg"][int(u.split("p")[1]) % 3]} for u in batch.index]
+        batch.non_tensor_batch["reward_model"] = np.array(gold, dtype=object)  # a gold label per prompt
+        yield batch
 
 
 def _sums(key):
@@ -59,8 +62,9 @@ def test_all_history_accumulates_from_step_zero():
         {"variant": "paper", "history": {"window": 3}, "cluster": {"memory": 8, "memory_mode": "sliding"}},
         {"variant": "paper", "history": {"ema": 0.9}, "cluster": {"memory": 8}},
         {"weighting": "group_dro", "dro_step_size": 0.5},
+        {"weighting": "gap_dual", "dual_step_size": 0.5},
     ],
-    ids=["official", "paper", "window-sliding", "ema-reservoir", "group_dro"],
+    ids=["official", "paper", "window-sliding", "ema-reservoir", "group_dro", "gap_dual"],
 )
 def test_resumed_state_gives_the_same_advantages_as_an_uninterrupted_run(section):
     config = {"fair_grpo": section}

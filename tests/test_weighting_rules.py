@@ -7,7 +7,7 @@ from helpers import Prompt, make_batch, row_scalars
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
 from verl_fair.integration import context
-from verl_fair.integration.context import last_report
+from verl_fair.integration.context import get_state, last_report
 from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
 
 
@@ -160,3 +160,56 @@ def test_official_nonfinite_fallback_is_counted():
     advantages, _ = fair_grpo(**batch.kwargs({"fair_grpo": {"variant": "official"}}))
     assert torch.isfinite(advantages).all()
     assert last_report().metrics()["fair/guard/nonfinite_fallback"] == 4
+
+
+def _labelled(prompts_with_labels):
+    """A batch whose rows carry a gold label in reward_model, as verl's dataset rows do."""
+    prompts = [Prompt(p.rewards, p.domain, p.group, uid=f"u{i}") for i, (p, _) in enumerate(prompts_with_labels)]
+    gold = {f"u{i}": label for i, (_, label) in enumerate(prompts_with_labels)}
+    batch = make_batch(prompts)
+    batch.non_tensor_batch["reward_model"] = np.array([{"ground_truth": gold[u]} for u in batch.index], dtype=object)
+    return batch
+
+
+def test_gap_dual_hand_checked_step():
+    """Group g1 errs 0.2 on 12 rows, g2 0.6 on 4 rows: label error 0.3, gaps -0.1 and +0.3; with eta 1 and no
+    tolerance the duals are mu = -0.1 and +0.3, so w = 1 + mu / p - (sum of mu) / p_label = 2/3 and 2."""
+    prompts = [(Prompt([1, 1, 0.6, 0.6], "A", "g1"), "pos") for _ in range(3)]
+    prompts.append((Prompt([0.4, 0.4, 0, 0.8], "A", "g2"), "pos"))
+    config = {"fair_grpo": {"weighting": "gap_dual", "dual_step_size": 1.0, "dual_tolerance": 0.0,
+                            "max_weight_ratio": None, "min_group_size": None}}  # fmt: skip
+    fair_grpo(**_labelled(prompts).kwargs(config))
+    report = context.last_report()
+    np.testing.assert_allclose(report.prompt_weights, [2 / 3, 2 / 3, 2 / 3, 2.0], rtol=1e-6)  # float32 rewards
+    assert report.metrics()["fair/gap_dual/largest_gap"] == pytest.approx(0.3)
+    state = get_state().rule.state_dict()
+    np.testing.assert_allclose(state["duals"][state["cells"].index(["A", "g2", "pos"])], [0.3, 0.0], rtol=1e-6)
+
+
+def test_gap_dual_equal_opportunity_constrains_only_the_positive_labels():
+    prompts = [(Prompt([1, 1, 0.6, 0.6], "A", "g1"), "pos"), (Prompt([0.4, 0.4, 0, 0.8], "A", "g2"), "pos"),
+               (Prompt([1, 1, 1, 0], "A", "g1"), "neg"), (Prompt([0, 0, 1, 0], "A", "g2"), "neg")]  # fmt: skip
+    common = {"weighting": "gap_dual", "dual_step_size": 1.0, "dual_tolerance": 0.0, "max_weight_ratio": None}
+    fair_grpo(**_labelled(prompts).kwargs({"fair_grpo": {**common, "dual_positive_labels": ["POS"]}}))
+    only_positive = context.last_report().prompt_weights
+    assert only_positive[2] == only_positive[3]  # the neg cells are unconstrained: equal weights
+    assert only_positive[1] > only_positive[0]  # the worse group on pos is up-weighted
+    context.reset_state()
+    fair_grpo(**_labelled(prompts).kwargs({"fair_grpo": {**common, "dual_constraint": "equalized_odds"}}))
+    odds = context.last_report().prompt_weights
+    assert odds[3] > odds[2]  # now g2's error on neg is constrained too
+
+
+def test_gap_dual_with_step_size_zero_is_plain_grpo():
+    prompts = [(Prompt([1, 0, 1, 1], "A", "g1"), "pos"), (Prompt([0, 0, 1, 0], "A", "g2"), "neg")]
+    batch = _labelled(prompts)
+    dual, _ = fair_grpo(**batch.kwargs({"fair_grpo": {"weighting": "gap_dual", "dual_step_size": 0.0}}))
+    context.reset_state()
+    plain, _ = fair_grpo(**batch.kwargs({"fair_grpo": {"weighting": "none"}}))
+    torch.testing.assert_close(dual, plain, rtol=0, atol=0)
+
+
+def test_gap_dual_without_gold_labels_weighs_every_prompt_one():
+    prompts = [Prompt([1, 0, 1, 1], "A", "g1"), Prompt([0, 0, 1, 0], "A", "g2")]
+    fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"weighting": "gap_dual"}}))
+    assert (context.last_report().prompt_weights == 1).all()

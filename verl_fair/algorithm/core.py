@@ -46,6 +46,7 @@ class StepReport:
     padding_rows: int = 0
     guards: dict[str, int] = field(default_factory=dict)
     latent_alignment: dict[str, float] = field(default_factory=dict)
+    rule_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def prompts(self) -> int:
@@ -63,7 +64,8 @@ class StepReport:
 
     def metrics(self) -> dict[str, float]:
         """``fair/prompts``, ``fair/unk_prompts``, ``fair/padding_rows``, ``fair/weight_spread`` (largest over
-        smallest positive weight), ``fair/guard/<name>`` and, with ``labels: none``, ``fair/latent/{ari,nmi}``."""
+        smallest positive weight), ``fair/guard/<name>``, with ``labels: none`` ``fair/latent/{ari,nmi}``, and the
+        rule's own (``fair/<rule>/...``)."""
         finite = self.prompt_weights[np.isfinite(self.prompt_weights) & (self.prompt_weights > 0)]
         return {
             "fair/prompts": float(self.prompts),
@@ -72,6 +74,7 @@ class StepReport:
             "fair/weight_spread": float(finite.max() / finite.min()) if len(finite) else float("nan"),
             **{f"fair/guard/{name}": float(self.guards.get(name, 0)) for name in GUARDS},
             **self.latent_alignment,
+            **self.rule_metrics,
         }
 
 
@@ -96,6 +99,7 @@ class FairGRPO:
         domains: Sequence[str],
         groups: Sequence[str],
         reference_groups: Sequence[str] | None = None,
+        labels: Sequence[str | None] | None = None,
     ) -> StepReport:
         """Advantages and report for one training step.
 
@@ -105,6 +109,7 @@ class FairGRPO:
             groups: group key of each prompt, ``"UNK"`` when unlabelled (length P).
             reference_groups: known labels of prompts whose groups are masked (``labels: none``); the
                 latent groups' agreement with them is reported as ``fair/latent/ari`` and ``fair/latent/nmi``.
+            labels: gold label of each prompt (None when unknown), for rules that weigh (group, label) cells.
         """
         cfg = self.config
         if len(domains) != batch.num_prompts or len(groups) != batch.num_prompts:
@@ -128,6 +133,7 @@ class FairGRPO:
             prompt_means=batch.reward_sums() / rollouts,
             view=view,
             counters=counters,
+            labels=list(labels) if labels is not None else [None] * batch.num_prompts,
         )
         advantages, weights = self.rule.apply(inputs)
         self.guard_totals_.update(counters)
@@ -145,6 +151,7 @@ class FairGRPO:
             padding_rows=batch.padding_rows,
             guards=dict(counters),
             latent_alignment=alignment,
+            rule_metrics=self.rule.metrics(),
         )
 
     def _group_view(self, batch: PromptBatch, domains: list[str], groups: list[str]) -> GroupView:

@@ -22,7 +22,7 @@ import torch
 
 from verl_fair.algorithm.advantage import renormalise_by_batch_std
 from verl_fair.algorithm.state import StateError, expect, expect_array
-from verl_fair.settings import Knob, number
+from verl_fair.settings import Invalid, Knob, choice, number
 
 if TYPE_CHECKING:
     from verl_fair.config import FairGRPOConfig
@@ -42,8 +42,8 @@ class GroupView:
 @dataclass
 class RuleInput:
     """What a rule weighs: ``scores`` ``(R,)`` per real row, ``prompt`` ``(R,)`` the prompt of each row,
-    ``rollouts`` and ``prompt_means`` ``(P,)``, the :class:`GroupView` (None for rules that use no groups)
-    and the guard ``counters``."""
+    ``rollouts`` and ``prompt_means`` ``(P,)``, the :class:`GroupView` (None for rules that use no groups),
+    the guard ``counters`` and each prompt's gold ``labels`` (None where unknown)."""
 
     scores: torch.Tensor
     prompt: torch.Tensor
@@ -51,6 +51,7 @@ class RuleInput:
     prompt_means: np.ndarray
     view: GroupView | None
     counters: Counter
+    labels: list[str | None]
 
 
 class WeightingRule:
@@ -73,6 +74,10 @@ class WeightingRule:
         """``(R,)`` advantages of the real rows and the ``(P,)`` prompt weights."""
         weights = self.weights(inputs)
         return inputs.scores * torch.from_numpy(weights.astype(np.float32))[inputs.prompt], weights
+
+    def metrics(self) -> dict[str, float]:
+        """The rule's own metrics of its last step (``fair/<rule>/<name>``; no max/min/sum/total in names)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -236,6 +241,106 @@ class GroupDROWeighting(WeightingRule):
         if not all(isinstance(k, list) and len(k) == 2 and all(isinstance(p, str) for p in k) for k in keys):
             raise StateError("rule.keys must be [data source, group] pairs")
         self.losses_ = {(d, g): float(v) for (d, g), v in zip(keys, losses, strict=True)}
+
+
+def _labels_list(value: Any) -> tuple[str, ...]:
+    from verl_fair.normalise.diagnosis import label_key
+
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise Invalid("a list of gold labels, e.g. [melanoma], or [] for every gold label")
+    keys = [label_key(v) for v in value]
+    if not all(keys):
+        raise Invalid("a list of non-empty gold labels, e.g. [melanoma], or [] for every gold label")
+    return tuple(keys)
+
+
+@register_weighting("gap_dual")
+class GapDualWeighting(WeightingRule):
+    """Weights per (data source, group, gold label) cell from dual ascent on error-rate gap constraints.
+
+    In the spirit of Maheshwari & Perrot's FairGrad (arXiv 2206.10923), not Ban & Ji's: for each
+    constrained cell the gap c = e_cell - e_label (the cell's error, reward_max minus its mean reward in
+    this batch, minus the error of all groups on that gold label in the data source) must stay within
+    +-dual_tolerance. Two non-negative duals per cell rise with the violation, lambda_up += eta (c - tol)
+    and lambda_down += eta (-c - tol), clipped at 0. With mu = lambda_up - lambda_down, a row of the cell
+    weighs 1 + mu / p_cell - (sum of mu over the label's cells) / p_label (p: shares of the batch's rows),
+    which is the gradient of the Lagrangian of the mean error; weights are floored at 0, scaled to mean 1
+    and capped by max_weight_ratio. ``equal_opportunity`` constrains the cells of ``positive_labels`` (all
+    gold labels when empty: the paper's macro EOD); ``equalized_odds`` constrains every gold label.
+    Prompts without a gold label weigh 1. dual_step_size 0 is plain GRPO.
+    """
+
+    summary = "dual ascent on per-(group, gold label) error gaps (equal opportunity / odds), mean 1"
+    knobs = (
+        Knob("dual_constraint", "equal_opportunity", "gap_dual: equal_opportunity (the dual_positive_labels' error "
+             "rates equal across groups) | equalized_odds (every gold label's)",
+             choice("equal_opportunity", "equalized_odds")),
+        Knob("dual_positive_labels", [], "gap_dual: gold labels whose cells equal_opportunity constrains ([] = every "
+             "gold label, the paper's macro EOD)", _labels_list),
+        Knob("dual_step_size", 0.05, "gap_dual: step size eta of the dual ascent (0 gives plain GRPO)", number(0, 10)),
+        Knob("dual_tolerance", 0.02, "gap_dual: gap allowed before a dual variable grows", number(0, 1)),
+    )  # fmt: skip
+
+    def __init__(self, config: FairGRPOConfig) -> None:
+        super().__init__(config)
+        self.duals_: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self._last: dict[str, float] = {}
+
+    def weights(self, inputs: RuleInput) -> np.ndarray:
+        cfg, view = self.config, inputs.view
+        constrained = cfg.rule("dual_positive_labels") if cfg.rule("dual_constraint") == "equal_opportunity" else ()
+        cells = [
+            (d, g, y) if y is not None and (not constrained or y in constrained) else None
+            for (d, g), y in zip(view.group_keys, inputs.labels, strict=True)
+        ]
+        rows, errors = Counter(), Counter()
+        for cell, rollouts, mean in zip(cells, inputs.rollouts, inputs.prompt_means, strict=True):
+            if cell is not None:
+                for key in (cell, (cell[0], cell[2])):
+                    rows[key] += rollouts
+                    errors[key] += rollouts * (cfg.reward_max - mean)
+        eta, tolerance = cfg.rule("dual_step_size"), cfg.rule("dual_tolerance")
+        gaps = {}
+        for cell in {c for c in cells if c is not None}:
+            gap = errors[cell] / rows[cell] - errors[(cell[0], cell[2])] / rows[(cell[0], cell[2])]
+            up, down = self.duals_.get(cell, (0.0, 0.0))
+            self.duals_[cell] = (max(0.0, up + eta * (gap - tolerance)), max(0.0, down + eta * (-gap - tolerance)))
+            gaps[cell] = gap
+        total = inputs.rollouts.sum()
+        label_mu = Counter()
+        for cell in gaps:
+            up, down = self.duals_[cell]
+            label_mu[(cell[0], cell[2])] += up - down
+        weights = np.ones(len(cells))
+        for p, cell in enumerate(cells):
+            if cell is not None:
+                up, down = self.duals_[cell]
+                label = (cell[0], cell[2])
+                weights[p] = 1 + (up - down) / (rows[cell] / total) - label_mu[label] / (rows[label] / total)
+        weights = (
+            normalise_mean(np.maximum(weights, 0.0), inputs.rollouts) if weights.max() > 0 else np.ones(len(cells))
+        )
+        self._last = {
+            "fair/gap_dual/largest_gap": max((abs(g) for g in gaps.values()), default=0.0),
+            "fair/gap_dual/active_cells": float(sum(up + down > 0 for up, down in self.duals_.values())),
+        }
+        return cap_weights(weights, cfg.max_weight_ratio, inputs.rollouts, inputs.counters)
+
+    def metrics(self) -> dict[str, float]:
+        return dict(self._last)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "cells": [list(cell) for cell in self.duals_],
+            "duals": np.array(list(self.duals_.values()), dtype=float).reshape(-1, 2),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        cells = expect(state, "cells", list, "rule")
+        duals = expect_array(state, "duals", "rule", ndim=2, length=len(cells), width=2, non_negative=True)
+        if not all(isinstance(c, list) and len(c) == 3 and all(isinstance(p, str) for p in c) for c in cells):
+            raise StateError("rule.cells must be [data source, group, gold label] triples")
+        self.duals_ = {(d, g, y): (float(u), float(w)) for (d, g, y), (u, w) in zip(cells, duals, strict=True)}
 
 
 @register_weighting("none")

@@ -11,9 +11,10 @@ Rules, in order:
 - absent, empty and unusable values are UNK; the key joins the attribute values in the configured
   order (``"M,A3"``, ``"F,UNK"``), and a prompt is UNK only when every attribute is.
 
-:func:`label_prompts` turns rows into per-prompt (data source, group), for the estimator and the
-sampler alike. :class:`GroupLabeler` applies the rules to batches, counts every UNK by attribute and
-reason, and says once when a configured attribute appears in no row of a batch (a misspelt name).
+:func:`label_prompts` turns rows into per-prompt :class:`PromptMetadata` (data source, group and gold
+label), for the estimator and the sampler alike. :class:`GroupLabeler` applies the rules to batches,
+counts every UNK by attribute and reason, and says once when a configured attribute appears in no row
+of a batch (a misspelt name).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from verl_fair.normalise import demographics
+from verl_fair.normalise.diagnosis import label_key
 
 logger = logging.getLogger(__name__)
 
@@ -156,19 +158,38 @@ class GroupLabeler:
                 )
 
 
-def label_prompts(
-    sources: Sequence[Any] | None, extra_infos: Sequence[Any] | None, labeler: GroupLabeler
-) -> tuple[list[str], list[str]]:
-    """(data source, group key) of each prompt, from its first row's data source and ``extra_info``.
+class PromptMetadata(NamedTuple):
+    """What the estimator needs to know of a prompt: its data source, its group and its gold label (or None)."""
 
-    A missing column gives every prompt :data:`LABEL_FREE_DOMAIN` or UNK.
+    domain: str
+    group: str
+    label: str | None = None
+
+
+def label_prompts(
+    sources: Sequence[Any] | None,
+    extra_infos: Sequence[Any] | None,
+    labeler: GroupLabeler,
+    reward_models: Sequence[Any] | None = None,
+) -> list[PromptMetadata]:
+    """The :class:`PromptMetadata` of each prompt, from its first row's data source, ``extra_info`` and
+    ``reward_model`` (whose ``ground_truth`` is the gold label).
+
+    A missing column gives every prompt :data:`LABEL_FREE_DOMAIN`, UNK or no label.
     """
-    if sources is None and extra_infos is None:
-        raise ValueError("label_prompts needs at least one of the data-source and extra_info columns")
-    count = len(sources) if sources is not None else len(extra_infos)
+    columns = [c for c in (sources, extra_infos, reward_models) if c is not None]
+    if not columns:
+        raise ValueError("label_prompts needs at least one of the data-source, extra_info and reward_model columns")
+    count = len(columns[0])
     domains = [LABEL_FREE_DOMAIN] * count if sources is None else [_domain(s) for s in sources]
     groups = [UNK] * count if extra_infos is None else labeler.assign(extra_infos)
-    return domains, groups
+    labels = [None] * count if reward_models is None else [_gold(m) for m in reward_models]
+    return [PromptMetadata(*entry) for entry in zip(domains, groups, labels, strict=True)]
+
+
+def _gold(reward_model: Any) -> str | None:
+    found = as_mapping(reward_model)
+    return None if found is None else label_key(found.get("ground_truth"))
 
 
 def _domain(source: Any) -> str:

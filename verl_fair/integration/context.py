@@ -5,7 +5,7 @@ plain function with no handle to anything that lives across steps. What must sur
 the :class:`~verl_fair.algorithm.core.FairGRPO` state (:func:`get_state`), the last step's
 :class:`~verl_fair.algorithm.core.StepReport` (:func:`last_report`, which the sampler logs), and a
 channel through which a metadata hook running in the same process (the v1 replay-buffer sampler)
-publishes each prompt's domain and group for the estimator (:func:`publish`, :func:`take`).
+publishes each prompt's domain, group and gold label for the estimator (:func:`publish`, :func:`take`).
 docs/upstream.md proposes the verl changes that would make this module unnecessary.
 """
 
@@ -17,13 +17,14 @@ from collections.abc import Iterable, Mapping
 
 from verl_fair.algorithm.core import FairGRPO, StepReport
 from verl_fair.config import FairGRPOConfig
+from verl_fair.groups.labels import PromptMetadata
 
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _state: FairGRPO | None = None
 _report: StepReport | None = None
-_published: dict[str, tuple[str, str]] = {}
+_published: dict[str, PromptMetadata] = {}
 
 
 def get_state(config: FairGRPOConfig | None = None) -> FairGRPO | None:
@@ -65,19 +66,19 @@ def reset_state() -> None:
         _published.clear()
 
 
-def publish(entries: Mapping[str, tuple[str, str]]) -> None:
-    """Record uid -> (domain, group) for the prompts the next estimator call will see.
+def publish(entries: Mapping[str, PromptMetadata | tuple]) -> None:
+    """Record uid -> (domain, group[, gold label]) for the prompts the next estimator call will see.
 
     The table holds one batch: publishing replaces whatever an earlier batch left (entries the
     estimator never took, as in a run whose estimator is not fair_grpo), so it cannot grow.
     """
     with _lock:
         _published.clear()
-        _published.update({str(uid): (str(d), str(g)) for uid, (d, g) in entries.items()})
+        _published.update({str(uid): PromptMetadata(*entry) for uid, entry in entries.items()})
 
 
-def take(uids: Iterable[str]) -> list[tuple[str, str] | None]:
-    """Remove and return the published (domain, group) of each uid; None where none was published."""
+def take(uids: Iterable[str]) -> list[PromptMetadata | None]:
+    """Remove and return the published metadata of each uid; None where none was published."""
     with _lock:
         return [_published.pop(str(uid), None) for uid in uids]
 

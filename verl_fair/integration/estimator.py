@@ -20,7 +20,7 @@ import torch
 
 from verl_fair.algorithm.advantage import PromptBatch, group_prompts
 from verl_fair.config import FairGRPOConfig
-from verl_fair.groups.labels import LABEL_FREE_DOMAIN, UNK, GroupLabeler, label_prompts
+from verl_fair.groups.labels import LABEL_FREE_DOMAIN, UNK, GroupLabeler, PromptMetadata, label_prompts
 from verl_fair.integration import context
 
 logger = logging.getLogger(__name__)
@@ -80,11 +80,12 @@ def compute_fair_grpo_outcome_advantage(
                 f"negative rewards, here {int((batch.rewards < 0).sum())} rows, groups with a negative mean get "
                 "advantages of the opposite sign to GRPO's. Use rewards in [0, 1] or variant=paper.",
             )
-        domains, groups = prompt_metadata(batch, non_tensor_batch, cfg)
+        metadata = prompt_metadata(batch, non_tensor_batch, cfg)
+        domains, groups, labels = ([m[i] for m in metadata] for i in range(3))
         if cfg.labels == "none":  # latent groups only; the labels serve to measure their alignment
-            report = state.step(batch, domains, [UNK] * len(groups), reference_groups=groups)
+            report = state.step(batch, domains, [UNK] * len(groups), reference_groups=groups, labels=labels)
         else:
-            report = state.step(batch, domains, groups)
+            report = state.step(batch, domains, groups, labels=labels)
         context.record(report)
         scalars = report.advantages.to(device=token_level_rewards.device, dtype=token_level_rewards.dtype)
         advantages = scalars.unsqueeze(-1) * response_mask
@@ -116,15 +117,15 @@ def check_inputs(
 
 def prompt_metadata(
     batch: PromptBatch, non_tensor_batch: Mapping[str, np.ndarray] | None, cfg: FairGRPOConfig
-) -> tuple[list[str], list[str]]:
-    """Domain and group key of each prompt, from the batch, the published uid table, or neither."""
-    if non_tensor_batch is not None and (cfg.data_source_key in non_tensor_batch or "extra_info" in non_tensor_batch):
-        sources = non_tensor_batch.get(cfg.data_source_key)
-        infos = non_tensor_batch.get("extra_info")
+) -> list[PromptMetadata]:
+    """Domain, group key and gold label of each prompt, from the batch, the published uid table, or neither."""
+    columns = (cfg.data_source_key, "extra_info", "reward_model")
+    if non_tensor_batch is not None and any(c in non_tensor_batch for c in columns):
+        sources, infos, models = (non_tensor_batch.get(c) for c in columns)
         return label_prompts(
-            None if sources is None else [sources[r] for r in batch.first_row],
-            None if infos is None else [infos[r] for r in batch.first_row],
+            *(None if column is None else [column[r] for r in batch.first_row] for column in (sources, infos)),
             _labeler(cfg.group_attributes, cfg.age_bins),
+            None if models is None else [models[r] for r in batch.first_row],
         )
     published = context.take(batch.uids)
     found = [entry for entry in published if entry is not None]
@@ -136,8 +137,7 @@ def prompt_metadata(
                 len(published),
                 LABEL_FREE_DOMAIN,
             )
-        filled = [entry or (LABEL_FREE_DOMAIN, UNK) for entry in published]
-        return [d for d, _ in filled], [g for _, g in filled]
+        return [entry or PromptMetadata(LABEL_FREE_DOMAIN, UNK) for entry in published]
     if cfg.labels == "required":
         raise MissingLabelsError(
             "algorithm.fair_grpo.labels=required, but no data source or demographics reached fair_grpo. "
@@ -148,7 +148,7 @@ def prompt_metadata(
         "fair_grpo found no per-sample metadata (data source, demographics) and runs label-free: every prompt "
         "is UNK in one domain and groups are latent clusters of reward vectors. " + ENABLE_LABELS_HINT,
     )
-    return [LABEL_FREE_DOMAIN] * batch.num_prompts, [UNK] * batch.num_prompts
+    return [PromptMetadata(LABEL_FREE_DOMAIN, UNK)] * batch.num_prompts
 
 
 @functools.cache

@@ -30,6 +30,7 @@ class PromptRecord:
     uid: str
     domain: str
     group: str
+    label: str | None = None
     rewards: list[float] = field(default_factory=list)
 
 

@@ -3,7 +3,7 @@
 verl 0.9.1's v1 trainer passes a registered estimator only rewards, the mask and uids. The data
 source and ``extra_info`` of every trajectory sit in TransferQueue; a custom sampler
 (``trainer.v1.sampler.custom_sampler``) runs in the same process right before the advantage step,
-so it reads them there, publishes uid -> (domain, group) for the estimator, and returns per-group
+so it reads them there, publishes uid -> (domain, group, gold label) for the estimator, and returns per-group
 training metrics, which verl logs every step. Validation batches pass through untouched.
 
 Enable with the shipped config, or::
@@ -52,10 +52,10 @@ class FairMetadataMixin:
     def publish_metadata(self, batch) -> dict[str, float]:
         """Publish uid -> (domain, group) for this batch's prompts; return the per-group metrics."""
         cfg = self.fair_config
-        fields = ["uid", "rm_scores", cfg.data_source_key, "extra_info"]
+        fields = ["uid", "rm_scores", cfg.data_source_key, "extra_info", "reward_model"]
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         records = prompt_records(data, cfg, self.labeler)
-        context.publish({r.uid: (r.domain, r.group) for r in records})
+        context.publish({r.uid: (r.domain, r.group, r.label) for r in records})
         metrics = training_metrics(records, context.last_report())
         for (attribute, reason), count in sorted(self.labeler.unknown_.items()):
             metrics[metric_name("train", "unk_reason", attribute, reason)] = count / len(records)
@@ -80,22 +80,21 @@ class FairReplayBufferAsync(FairReplayBuffer, ReplayBufferAsync):
 
 
 def prompt_records(data, cfg: FairGRPOConfig, labeler: GroupLabeler) -> list[PromptRecord]:
-    """One record per prompt from a TransferQueue batch: domain, group and rollout rewards."""
+    """One record per prompt from a TransferQueue batch: domain, group, gold label and rollout rewards."""
     uids = [str(u) for u in _column(data, "uid")]
-    sources = _column(data, cfg.data_source_key)
-    infos = _column(data, "extra_info")
     first: dict[str, int] = {}
     for row, uid in enumerate(uids):
         first.setdefault(uid, row)
     rows = list(first.values())
-    if sources is None and infos is None:
+    sources, infos, models = (_column(data, name) for name in (cfg.data_source_key, "extra_info", "reward_model"))
+    if sources is None and infos is None and models is None:
         sources = [None] * len(uids)
-    domains, groups = label_prompts(
-        None if sources is None else [sources[r] for r in rows],
-        None if infos is None else [infos[r] for r in rows],
+    metadata = label_prompts(
+        *(None if column is None else [column[r] for r in rows] for column in (sources, infos)),
         labeler,
+        None if models is None else [models[r] for r in rows],
     )
-    records = {uids[r]: PromptRecord(uids[r], d, g, []) for r, d, g in zip(rows, domains, groups, strict=True)}
+    records = {uids[r]: PromptRecord(uids[r], *meta) for r, meta in zip(rows, metadata, strict=True)}
     if "rm_scores" in data.keys():
         for uid, scores in zip(uids, data["rm_scores"].unbind(0), strict=True):
             records[uid].rewards.append(float(scores.sum()))

@@ -65,6 +65,12 @@ def split_labels(value: Any, synonyms: Mapping[str, str]) -> frozenset[str]:
     return frozenset(labels)
 
 
+def label_key(ground_truth: Any, synonyms: Mapping[str, str] = DEFAULT_SYNONYMS) -> str | None:
+    """One string naming a gold label set (its normalised labels, sorted, joined by ", "); None when empty."""
+    labels = split_labels(ground_truth, synonyms)
+    return ", ".join(sorted(labels)) if labels else None
+
+
 def synonym_table(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The default synonyms plus ``extra`` (alias -> name), both sides normalised."""
     table = dict(DEFAULT_SYNONYMS)
