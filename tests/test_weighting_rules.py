@@ -6,6 +6,7 @@ import torch
 from helpers import Prompt, make_batch, row_scalars
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
+from verl_fair.config import FairGRPOConfigError
 from verl_fair.integration import context
 from verl_fair.integration.context import get_state, last_report
 from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
@@ -213,3 +214,19 @@ def test_gap_dual_without_gold_labels_weighs_every_prompt_one():
     prompts = [Prompt([1, 0, 1, 1], "A", "g1"), Prompt([0, 0, 1, 0], "A", "g2")]
     fair_grpo(**make_batch(prompts).kwargs({"fair_grpo": {"weighting": "gap_dual"}}))
     assert (context.last_report().prompt_weights == 1).all()
+
+
+def test_batch_std_can_be_switched_for_any_rule():
+    """The matched arms of the efficacy study: GRPO scores / batch std, and FairGRPO's weights at mean 1."""
+    prompts = [Prompt([1, 0, 1, 1], "A", "g1"), Prompt([0, 0, 1, 0], "A", "g2"), Prompt([1, 1, 0, 1], "B", "g1")]
+    batch = make_batch(prompts)
+    plain, _ = fair_grpo(**batch.kwargs({"fair_grpo": {"weighting": "none"}}))
+    context.reset_state()
+    scaled, _ = fair_grpo(**batch.kwargs({"fair_grpo": {"weighting": "none", "batch_std": True}}))
+    rows = row_scalars(plain, batch.response_mask)
+    torch.testing.assert_close(row_scalars(scaled, batch.response_mask), rows / (rows.std() + 1e-6))
+    context.reset_state()
+    fair_grpo(**batch.kwargs({"fair_grpo": {"batch_std": False}}))
+    assert np.dot(context.last_report().prompt_weights, [4, 4, 4]) / 12 == pytest.approx(1.0)  # 1/F at mean 1
+    with pytest.raises(FairGRPOConfigError, match="batch_std=False is not valid with variant=official"):
+        fair_grpo(**batch.kwargs({"fair_grpo": {"variant": "official", "batch_std": False}}))

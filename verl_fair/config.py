@@ -39,6 +39,12 @@ VARIANTS = ("paper", "official")
 SECTIONS = {"cluster": "latent groups of prompts without demographic labels (k-means over per-prompt reward vectors)"}
 
 
+def _auto_or_bool(value: Any) -> str | bool:
+    if value == AUTO or isinstance(value, bool):
+        return value
+    raise Invalid("auto, true or false")
+
+
 def _weighting(value: Any) -> str:
     return choice(*WEIGHTING_RULES)(value)
 
@@ -58,6 +64,9 @@ CORE_KNOBS: tuple[Knob, ...] = (
     Knob("min_group_size", 16, "a group with fewer question visits counts as this many (its weight stays "
          "bounded and never falls below a larger group's with the same mean reward)",
          integer(0, nullable=True, null_means="to switch the guard off"), official=None),
+    Knob("batch_std", "auto", "divide the advantages by their batch std: auto (the rule's choice: fairgrpo yes, the "
+         "others no) | true | false (fairgrpo's weights are then scaled to mean 1 instead)", _auto_or_bool,
+         official="auto", official_fixed=True),
     Knob("reward_max", 1.0, "the best attainable reward (1 for rewards in [0, 1]): deficits and losses are "
          "measured from it", number()),
     Knob("cluster.k_max", 3, "largest k the elbow rule may choose", integer(1, 20)),
@@ -121,6 +130,7 @@ class FairGRPOConfig:
     reward_floor: float | None = _default("reward_floor")
     max_weight_ratio: float | None = _default("max_weight_ratio")
     min_group_size: int | None = _default("min_group_size")
+    batch_std: str | bool = _default("batch_std")
     reward_max: float = _default("reward_max")
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     group_attributes: tuple[str, ...] = _default("group_attributes")
@@ -183,6 +193,7 @@ class FairGRPOConfig:
             reward_floor=parsed["reward_floor"],
             max_weight_ratio=parsed["max_weight_ratio"],
             min_group_size=parsed["min_group_size"],
+            batch_std=parsed["batch_std"],
             reward_max=parsed["reward_max"],
             cluster=cluster,
             group_attributes=parsed["group_attributes"],

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from verl_fair.algorithm.advantage import PromptBatch, grpo_scores, scatter_rows
+from verl_fair.algorithm.advantage import PromptBatch, grpo_scores, renormalise_by_batch_std, scatter_rows
 from verl_fair.algorithm.state import StateError, expect, expect_count
 from verl_fair.algorithm.stats import RunningStats
-from verl_fair.algorithm.weighting import WEIGHTING_RULES, GroupView, RuleInput, raise_small_groups
+from verl_fair.algorithm.weighting import WEIGHTING_RULES, GroupView, RuleInput, raise_small_groups, uses_batch_std
 from verl_fair.config import FairGRPOConfig
 from verl_fair.groups.labels import UNK
 from verl_fair.groups.latent import LatentGroups, OfficialLatentGroups
@@ -136,6 +136,8 @@ class FairGRPO:
             labels=list(labels) if labels is not None else [None] * batch.num_prompts,
         )
         advantages, weights = self.rule.apply(inputs)
+        if uses_batch_std(cfg):
+            advantages = renormalise_by_batch_std(advantages, cfg.epsilon)
         self.guard_totals_.update(counters)
         keys = view.group_keys if view is not None else list(zip(domains, groups, strict=True))
         alignment = alignment_metrics(keys, domains, reference_groups) if reference_groups is not None else {}

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from verl_fair.algorithm.advantage import renormalise_by_batch_std
 from verl_fair.algorithm.state import StateError, expect, expect_array
 from verl_fair.settings import Invalid, Knob, choice, number
 
@@ -62,6 +61,7 @@ class WeightingRule:
     summary: ClassVar[str] = ""
     knobs: ClassVar[tuple[Knob, ...]] = ()
     uses_groups: ClassVar[bool] = True
+    batch_std: ClassVar[bool] = False  # whether ``batch_std: auto`` divides this rule's advantages by their std
 
     def __init__(self, config: FairGRPOConfig) -> None:
         self.config = config
@@ -162,23 +162,32 @@ def normalise_mean(weights: np.ndarray, rollouts: np.ndarray) -> np.ndarray:
     return weights * (rollouts.sum() / np.dot(weights, rollouts))
 
 
+def uses_batch_std(cfg: FairGRPOConfig) -> bool:
+    """``batch_std`` resolved for the configured rule (``auto``: the rule's own choice)."""
+    return WEIGHTING_RULES[cfg.weighting].batch_std if cfg.batch_std == "auto" else cfg.batch_std
+
+
 @register_weighting("fairgrpo")
 class FairGRPOWeighting(WeightingRule):
     summary = "the paper: scores / (sqrt(N_d) mu_d sqrt(N_g) mu_g), then / batch std"
+    batch_std = True
 
     def apply(self, inputs: RuleInput) -> tuple[torch.Tensor, np.ndarray]:
-        """a = s / F per row in float32 (the official variant keeps s where that is NaN or infinite),
-        then the batch-std renormalisation."""
+        """a = s / F per row in float32 (the official variant keeps s where that is NaN or infinite); with
+        ``batch_std: false`` the weights 1/F are scaled to mean 1 instead (the batch std then divides nothing)."""
         cfg = self.config
         factor = fairgrpo_factors(inputs.view, cfg, inputs.rollouts, inputs.counters)
         with np.errstate(divide="ignore"):
             weights = 1.0 / factor
+        if not uses_batch_std(cfg):
+            weights = normalise_mean(weights, inputs.rollouts)
+            return inputs.scores * torch.from_numpy(weights.astype(np.float32))[inputs.prompt], weights
         scaled = inputs.scores / torch.from_numpy(factor.astype(np.float32))[inputs.prompt]
         if cfg.variant == "official":
             bad = ~torch.isfinite(scaled)
             inputs.counters["nonfinite_fallback"] += int(bad.sum())
             scaled = torch.where(bad, inputs.scores, scaled)
-        return renormalise_by_batch_std(scaled, cfg.epsilon), weights
+        return scaled, weights
 
 
 @register_weighting("alpha_fair")
