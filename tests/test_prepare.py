@@ -72,9 +72,11 @@ def test_authors_jsonl_rows_become_verl_rows(authors_jsonl, tmp_path):
     assert rows.loc["ham10000"]["extra_info"]["demographics"] == {"sex": None, "age": None}
     # every bad row is named, none silently dropped
     assert len(report.skipped) == 3
-    assert any("row 3: image" in s and "nope.png" in s for s in report.skipped)
-    assert any("row 4: label" in s for s in report.skipped)
-    assert any("row 6: json" in s for s in report.skipped)
+    assert any("geom_train.jsonl line 3 (id 3): image" in s and "nope.png" in s for s in report.skipped)
+    assert any("geom_train.jsonl line 4 (id 4): label" in s for s in report.skipped)
+    assert any("geom_train.jsonl line 6 (no id): json" in s for s in report.skipped)
+    assert report.skipped_by_field == {"image": 1, "label": 1, "json": 1}
+    assert report.input_rows == 6 and sum(report.written.values()) + len(report.skipped) == 6
     assert report.unusable_demographics[("sex", "missing")] == 2  # "unknown" and no demo (written rows only)
     assert report.unusable_demographics[("age", "missing")] == 2  # "nan" and no demo at all
     assert report.groups[("chexpert", "M,A3")] == 1 and report.groups[("ham10000", "UNK")] == 1
@@ -82,7 +84,7 @@ def test_authors_jsonl_rows_become_verl_rows(authors_jsonl, tmp_path):
 
 def test_on_error_stop_raises_at_the_first_bad_row(authors_jsonl, tmp_path):
     report = data.Report()
-    with pytest.raises(data.RowError, match="row 3: image"):
+    with pytest.raises(data.RowError, match=r"line 3 \(id 3\): image"):
         _run(data.read_jsonl(authors_jsonl), tmp_path, report=report, on_error="stop")
 
 

@@ -16,8 +16,10 @@ def run(args: argparse.Namespace) -> int:
 
     report = data.Report()
     source = Path(args.input)
+    image_roots = [Path(r) for r in args.image_root or []]
     if args.format == "jsonl":
-        examples = data.read_jsonl(source, args.attribute or [])
+        examples = data.read_jsonl(source, args.attribute or [], image_roots)
+        inputs, image_roots = [source], [source.parent, *image_roots]
     else:
         spec = data.TableSpec(
             data_source=args.data_source,
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
             label_map=pairs(args.label_map, "--label-map"),
             image_column=args.image_column,
             image_template=args.image_template,
-            image_roots=[Path(r) for r in args.image_root or []],
+            image_roots=image_roots,
             image_suffix=args.image_suffix,
             sex_column=args.sex_column,
             age_column=args.age_column,
@@ -38,11 +40,11 @@ def run(args: argparse.Namespace) -> int:
             joins=[_join(item) for item in args.join or []],
         )
         examples = data.read_table(source, spec)
-    output = Path(args.output)
+        inputs, image_roots = [source, *(table for table, _, _ in spec.joins)], spec.roots(source)
     try:
         data.prepare(
             examples,
-            output,
+            Path(args.output),
             val_fraction=args.val_fraction,
             seed=args.seed,
             embed_images=args.images == "embed",
@@ -50,11 +52,15 @@ def run(args: argparse.Namespace) -> int:
             report=report,
             balance=args.balance,
             group_attributes=args.group_attributes,
+            overwrite=args.overwrite,
+            min_group_size=args.min_group_size,
+            inputs=inputs,
+            image_roots=image_roots,
         )
     except (ValueError, OSError) as error:
         print(f"verl-fair prepare: {error}", file=sys.stderr)
         return 2
-    print(data.write_summary(report, output, args.min_group_size))
+    print(data.summary_text(report, args.min_group_size))
     return 0
 
 
@@ -74,8 +80,19 @@ def add_parser(commands) -> None:
         "format", choices=["jsonl", "table"], help="jsonl: the FairGRPO authors' layout; table: a CSV or Parquet file"
     )
     parser.add_argument("input", help="the .jsonl, .csv or .parquet file")
-    parser.add_argument("--output", required=True, help="folder for train.parquet, val.parquet, summary.json")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="folder for train.parquet, val.parquet, summary.json; must be new or empty (see --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --output folder whole (image folders this run reads from inside it are kept)",
+    )
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.1, help="share of ids in val.parquet, in [0, 1) (default 0.1)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic split")
     parser.add_argument(
         "--images",
@@ -95,6 +112,12 @@ def add_parser(commands) -> None:
         action="store_true",
         help="also write train_balanced.parquet: every group oversampled to its data source's largest",
     )
+    parser.add_argument(
+        "--image-root",
+        nargs="+",
+        help="folders searched in order for each image, which must lie inside them (default: the input's folder; "
+        "jsonl: its folder, then these)",
+    )
     parser.add_argument("--attribute", action="append", help="jsonl: another demographic key of the demo string")
     parser.add_argument(
         "--group-attributes",
@@ -112,9 +135,6 @@ def add_parser(commands) -> None:
     table.add_argument("--image-column")
     table.add_argument(
         "--image-template", help="image path from columns, e.g. 'ct/{PatientNumber:0>3}/{SliceNumber}.jpg'"
-    )
-    table.add_argument(
-        "--image-root", nargs="+", help="folders searched in order for each image (default: the table's)"
     )
     table.add_argument("--image-suffix", default="", help="appended to the image column, e.g. .jpg")
     table.add_argument("--sex-column")
