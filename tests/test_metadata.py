@@ -168,3 +168,8 @@ def test_the_sampler_reads_gold_labels_with_the_groups():
         ("a", "cxr", "F,A2", "edema, effusion", [1.0, 0.0]),
         ("b", "cxr", "M,A4", "no finding", [1.0]),
     ]
+
+
+def test_demo_strings_keep_decimal_commas():
+    assert group_key({"demo": "age: 1,5, sex: Female"}) == "F,A1"
+    assert group_key({"demo": "sex: Male, age: 68, race: white"}, ["sex", "age", "race"]) == "M,A3,white"

@@ -88,10 +88,13 @@ def age_bin(years: float, bins: tuple[float, ...] | list[float]) -> str:
     return f"A{len(bins) + 1}"
 
 
+_DEMO_ITEM = re.compile(r",\s*(?=[A-Za-z_][\w ]*:)")  # a comma that starts the next "key:" (not "1,5")
+
+
 def parse_demo_string(demo: str) -> dict[str, str]:
     """The authors' ``"sex: Male, age: 68"`` -> ``{"sex": "Male", "age": "68"}``; items without ':' are ignored."""
     out = {}
-    for item in demo.split(","):
+    for item in _DEMO_ITEM.split(demo):
         key, sep, value = item.partition(":")
         if sep:
             out[key.strip().lower()] = value.strip()
