@@ -5,8 +5,9 @@
 ROOT holds clinical_variables.csv (patient_id, cov_test 1/0, pat_sex 0 female / 1 male, pat_age; -99
 marks a missing value), severity.csv (video_file) and the videos lus_videos/<video_file>.mp4, as in the
 release. Each video becomes one example, its frame shown at --at-seconds (default 1 s), extracted into
-OUTPUT/frames/<video_file>.png (kept: a later run reuses them); frames already in ROOT/frames/ are used
-instead. The split uses the patient, so a patient's videos stay together.
+OUTPUT/frames/<video_file>.png (kept: a later run reuses them; pass --overwrite to replace the
+prepared parquet); frames already in ROOT/frames/ are used instead. The split uses the patient, so a
+patient's videos stay together.
 """
 
 import argparse

@@ -6,7 +6,7 @@
 # "Patient Number", "Age (years)", Gender), joined per patient.
 # Images: the JPEG release's Patients_CT/NNN/brain/<SliceNumber>.jpg; when ROOT has no Patients_CT/ but the NIfTI
 # volumes ct_scans/NNN.nii, each volume is first cut into OUT/Patients_CT/NNN/brain/<k>.jpg (brain window, slice k
-# the k-th of the volume; WORKERS=n converts in parallel). Converted slices are kept: a later run reuses them.
+# the k-th of the volume; WORKERS=n converts in parallel). Converted slices are kept: a later run reuses them (pass --overwrite to replace the prepared parquet).
 set -euo pipefail
 ROOT=${ROOT:?set ROOT to the unpacked CT-ICH release}
 OUT=${OUT:-data/hemorrhage}

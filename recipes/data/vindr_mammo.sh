@@ -5,7 +5,7 @@
 # "SOP Instance UID" = image_id, age in "Patient's Age" as "053Y") and the DICOM images images/<study_id>/<image_id>.dicom.
 # Unless ROOT already has png/<study_id>/<image_id>.png, the DICOMs are first converted to OUT/png/... (8-bit, VOI LUT
 # or window from the tags, MONOCHROME1 inverted, padding black; WORKERS=n converts in parallel). Converted images are
-# kept: a later run reuses them.
+# kept: a later run reuses them (pass --overwrite to replace the prepared parquet).
 set -euo pipefail
 ROOT=${ROOT:?set ROOT to the VinDr-Mammo release}
 OUT=${OUT:-data/vindr}
