@@ -72,6 +72,14 @@ VERL_INTERNALS: tuple[VerlInternal, ...] = (
     VerlInternal("verl.workers.config", "HFModelConfig", "cpu.rollout: model settings"),
     VerlInternal("verl.workers.config", "RolloutConfig", "cpu.rollout: rollout settings"),
     VerlInternal("verl.utils.config", "omega_conf_to_dataclass", "cpu.rollout: settings to dataclasses"),
+    VerlInternal("verl.utils.tokenizer", "get_processor_token_id", "cpu.rollout: the image placeholder id"),
+    VerlInternal(
+        "verl.workers.rollout.utils", "get_vision_placeholder_token_ids", "cpu.rollout: placeholders never sampled"
+    ),
+    VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset", "cpu.vision: subclassed (Pillow-only images)"),
+    VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset._process_multi_modal_info", "cpu.vision: overridden"),
+    VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset.process_vision_info", "cpu.vision: overridden"),
+    VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset._extract_audio_info", "cpu.vision: audio kept"),
 )
 _TABLE = {(entry.module, entry.name) for entry in VERL_INTERNALS}
 

@@ -3,14 +3,22 @@
 verl's trainers generate through rollout replicas: server actors that the agent loop calls token-in,
 token-out. Three parts make one:
 
-- :class:`TransformersServer`, a Ray actor holding the causal LM (float32, ``sdpa``) that answers
+- :class:`TransformersServer`, a Ray actor holding the model (float32, ``sdpa``) that answers
   ``generate`` with a :class:`~verl.workers.rollout.replica.TokenOutput` and takes new weights;
 - :class:`TransformersReplica`, which starts one server per replica;
 - :class:`TransformersServerAdapter`, living in the hybrid actor worker, which pushes the trained
   weights to the server after each step.
 
 Exercised with the single-turn agent loop, ``n >= 1``, log-probs on and tensor parallel size 1;
-multi-turn tools, partial rollouts, LoRA adapters and images are not supported.
+multi-turn tools, partial rollouts, LoRA adapters, videos and audio are not supported.
+
+Images work for vision-language models with M-RoPE and a processor verl binds ``get_rope_index`` to
+(Qwen2-VL, Qwen2.5-VL). The agent loop sends the prompt with every ``<|image_pad|>`` run already expanded
+and the images as PIL objects. The server turns them into ``pixel_values`` and ``image_grid_thw`` with
+the model's processor and the request's ``mm_processor_kwargs``, as the agent loop does for the
+trainer's ``multi_modal_inputs``, checks the placeholder count against the images, and passes
+``mm_token_type_ids``: without them transformers' ``generate`` gives every token 1-D positions instead
+of the M-RoPE positions the trainer uses. As verl's vLLM server, it never samples a vision placeholder.
 """
 
 from __future__ import annotations
@@ -19,15 +27,17 @@ import asyncio
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 import torch
 from verl.utils.config import omega_conf_to_dataclass
+from verl.utils.tokenizer import get_processor_token_id
 from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
-from verl.workers.rollout.utils import ensure_async_iterator
+from verl.workers.rollout.utils import ensure_async_iterator, get_vision_placeholder_token_ids
 
 from verl_fair.cpu import ROLLOUT_NAME
 
@@ -39,16 +49,45 @@ def server_name(replica_rank: int, suffix: str = "") -> str:
     return f"{ROLLOUT_NAME}_server_{replica_rank}{suffix}"
 
 
+@dataclass
+class ImageCounts:
+    """What the server saw since its last report: requests, those with images, images and image tokens."""
+
+    requests: int = 0
+    image_requests: int = 0
+    images: int = 0
+    image_tokens: int = 0
+
+    def line(self, global_steps: int | None) -> str:
+        per_prompt = self.image_tokens / self.image_requests if self.image_requests else 0.0
+        return (
+            f"{ROLLOUT_NAME} rollout, weights of step {global_steps} loaded: {self.requests} requests since the "
+            f"previous weights, {self.image_requests} with images ({self.images} images, "
+            f"{per_prompt:.1f} image tokens per image prompt)"
+        )
+
+
 class TransformersServer:
-    """A causal LM on CPU answering verl's token-in/token-out generation requests."""
+    """A causal LM or vision-language model on CPU answering verl's token-in/token-out generation requests."""
 
     def __init__(self, config: RolloutConfig, model_config: HFModelConfig, replica_rank: int) -> None:
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
         self.config: RolloutConfig = omega_conf_to_dataclass(config)
         self.model_config: HFModelConfig = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
         self.replica_rank = replica_rank
-        self.model = AutoModelForCausalLM.from_pretrained(
+        self.vision = getattr(self.model_config.hf_config, "vision_config", None) is not None
+        # verl's processor for a vision-language model (HFModelConfig loads it; None for text models)
+        self.processor = self.model_config.processor if self.vision else None
+        if self.vision and self.processor is None:
+            logger.warning(
+                "%s rollout: %s is a vision-language model but verl loaded no processor for it (see verl's "
+                "'Failed to create processor' warning); image prompts will be refused",
+                ROLLOUT_NAME,
+                self.model_config.local_path,
+            )
+        auto_class = AutoModelForImageTextToText if self.vision else AutoModelForCausalLM
+        self.model = auto_class.from_pretrained(
             self.model_config.local_path,
             torch_dtype=torch.float32,
             attn_implementation="sdpa",
@@ -56,7 +95,11 @@ class TransformersServer:
         ).eval()
         generation = self.model.generation_config
         self.pad_token_id = generation.pad_token_id if generation.pad_token_id is not None else generation.eos_token_id
+        self.image_token_id = get_processor_token_id(self.processor, "image")
+        # never sampled, as on verl's vLLM server: a placeholder with no image behind it breaks get_rope_index
+        self.banned_token_ids = get_vision_placeholder_token_ids(self.processor) if self.processor is not None else []
         self.global_steps: int | None = None
+        self.counts = ImageCounts()
         self._lock = threading.Lock()  # one generation or weight load at a time
 
     def ready(self) -> bool:
@@ -69,13 +112,22 @@ class TransformersServer:
         request_id: str | None = None,
         image_data: Any = None,
         video_data: Any = None,
+        audio_data: Any = None,
+        mm_processor_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> TokenOutput:
-        if image_data is not None or video_data is not None:
+        if video_data is not None or audio_data is not None:
             raise NotImplementedError(
-                f"the {ROLLOUT_NAME} rollout generates from text only; this request has images or video"
+                f"the {ROLLOUT_NAME} rollout takes text and images; this request has "
+                f"{'video' if video_data is not None else 'audio'}: use verl's vllm or sglang rollout on a GPU"
             )
-        token_ids, log_probs = await asyncio.to_thread(self._generate, list(prompt_ids), dict(sampling_params))
+        token_ids, log_probs = await asyncio.to_thread(
+            self._generate,
+            list(prompt_ids),
+            dict(sampling_params),
+            list(image_data) if image_data else None,
+            mm_processor_kwargs,
+        )
         return TokenOutput(
             token_ids=token_ids,
             log_probs=log_probs,
@@ -90,8 +142,45 @@ class TransformersServer:
         )
         return max(1, min(requested, self.config.response_length, budget))
 
+    def _vision_inputs(
+        self, prompt_ids: list[int], images: list | None, mm_processor_kwargs: dict[str, Any] | None
+    ) -> dict[str, torch.Tensor]:
+        """``pixel_values`` (patches, C), ``image_grid_thw`` (images, 3) and ``mm_token_type_ids`` (1, L; 1 on
+        image placeholders) of a prompt, from the same processor and kwargs as the trainer's inputs; {} for
+        a prompt without images. ValueError when the placeholders do not match the images."""
+        placeholders = prompt_ids.count(self.image_token_id) if self.image_token_id is not None else 0
+        if not images:
+            if placeholders:
+                raise ValueError(f"the prompt has {placeholders} image placeholder tokens but the request no images")
+            return {}
+        if self.processor is None:
+            raise NotImplementedError(
+                f"the {ROLLOUT_NAME} rollout got images for {self.model_config.local_path}, which has no processor "
+                "verl could load: a vision-language model with its processor is needed (for a processor whose code "
+                "is in the model folder, set actor_rollout_ref.model.trust_remote_code=True)"
+            )
+        features = self.processor(images=images, text=None, return_tensors="pt", **(mm_processor_kwargs or {}))
+        grid = features["image_grid_thw"]
+        needed = int((grid.prod(-1) // self.processor.image_processor.merge_size**2).sum())
+        if placeholders != needed:
+            raise ValueError(
+                f"the prompt has {placeholders} image placeholder tokens, its {len(images)} image(s) need {needed}"
+            )
+        ids = torch.tensor([prompt_ids])
+        types = (ids == self.image_token_id).int()  # transformers' get_rope_index: 0 text, 1 image, 2 video
+        self.counts.image_requests += 1
+        self.counts.images += len(images)
+        self.counts.image_tokens += needed
+        return {"pixel_values": features["pixel_values"], "image_grid_thw": grid, "mm_token_type_ids": types}
+
     @torch.no_grad()
-    def _generate(self, prompt_ids: list[int], sampling_params: dict[str, Any]) -> tuple[list[int], list[float] | None]:
+    def _generate(
+        self,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        images: list | None = None,
+        mm_processor_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[list[int], list[float] | None]:
         temperature = float(sampling_params.get("temperature", 1.0))
         sample = temperature > 0
         options: dict[str, Any] = dict(
@@ -111,13 +200,18 @@ class TransformersServer:
             options["repetition_penalty"] = float(penalty)
         if sampling_params.get("ignore_eos", self.config.ignore_eos):
             options["min_new_tokens"] = options["max_new_tokens"]
+        if self.banned_token_ids:
+            options["suppress_tokens"] = self.banned_token_ids
         prompt = torch.tensor([prompt_ids])
         with self._lock:
-            output = self.model.generate(prompt, attention_mask=torch.ones_like(prompt), **options)
+            vision = self._vision_inputs(prompt_ids, images, mm_processor_kwargs)
+            self.counts.requests += 1
+            output = self.model.generate(prompt, attention_mask=torch.ones_like(prompt), **vision, **options)
         tokens = output.sequences[0, len(prompt_ids) :]  # ends at the first EOS, inclusive
         if not sampling_params.get("logprobs", False):
             return tokens.tolist(), None
-        # log-probs of the sampled tokens under the temperature-scaled distribution, as the trainer computes them
+        # log-probs of the sampled tokens under the temperature-scaled distribution, as the trainer computes
+        # them: from the raw logits, before top-k / top-p and the placeholder ban
         logits = torch.cat(output.logits[: len(tokens)]).float() / (temperature if sample else 1.0)
         log_probs = torch.log_softmax(logits, dim=-1).gather(-1, tokens[:, None]).squeeze(-1)
         return tokens.tolist(), log_probs.tolist()
@@ -125,6 +219,9 @@ class TransformersServer:
     def load_weights(self, weights: dict[str, torch.Tensor], global_steps: int | None = None) -> None:
         with self._lock:
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
+            if self.vision and self.counts.requests:
+                print(self.counts.line(global_steps), flush=True)  # Ray forwards it to the trainer's output
+            self.counts = ImageCounts()
         if unexpected:
             raise ValueError(f"the trainer sent weights the rollout model does not have: {sorted(unexpected)[:5]}")
         tied = set(getattr(self.model, "_tied_weights_keys", None) or [])

@@ -1,6 +1,7 @@
 """The CPU demo: a short FairGRPO training run with verl's real trainer on the embedded clinical task.
 
     python -m verl_fair.demo [--steps 8] [--batch-size 16] [--n 4] [--output outputs/demo]
+    python -m verl_fair.demo --modality image     # the same with images, into outputs/demo-image
 
 Builds the task (scikit-learn's diabetes cohort, :mod:`verl_fair.demo.data`) and a tiny warm-started
 model (:mod:`verl_fair.demo.model`), then runs ``python -m verl.trainer.main_ppo`` with the shipped
@@ -11,6 +12,10 @@ Prints a per-group table and writes ``verl-fair report`` output (Markdown, JSON,
 Everything lands in ``--output``: ``data/``, ``model/``, ``train.log`` (the trainer's output),
 ``metrics.jsonl`` (every logged metric, per step), ``checkpoints/``, ``validation/`` (per-sample
 validation dumps) and ``report/``.
+
+``--modality image`` swaps task and model: synthetic chest scans saved as PNG and JPEG files, where a
+nodule decides the diagnosis and shows fainter or smaller for some groups (:mod:`verl_fair.demo.imaging`),
+and a tiny warm-started Qwen2.5-VL with an image-only processor (:mod:`verl_fair.demo.vlm`).
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from verl_fair import cpu
-from verl_fair.demo import data, model
+from verl_fair.demo import data, imaging, model, vlm
 
 MIN_MEMORY_GB = 6.0  # available RAM a run needs: its processes peak at about 5 GB (benchmarks/RESULTS.md)
 TRAIN_FILES = ("train.parquet", "val.parquet")
@@ -45,13 +51,37 @@ TASK_OVERRIDES = (
 )
 
 
+@dataclass(frozen=True)
+class Modality:
+    """What ``--modality`` chooses besides the task and model it builds (:func:`build_inputs`): the task's
+    overrides (its groups), the model's overrides (how the host loads it) and the default output folder."""
+
+    task_overrides: tuple[str, ...]
+    model_overrides: tuple[str, ...]
+    output: str
+
+
+MODALITIES = {
+    "text": Modality(TASK_OVERRIDES, (), "outputs/demo"),
+    "image": Modality(imaging.TASK_OVERRIDES, vlm.HYDRA_OVERRIDES, "outputs/demo-image"),
+}
+
+
 def run_overrides(
-    inputs: Path, output: Path, *, steps: int, batch_size: int, n: int, save_freq: int | None = None
+    inputs: Path,
+    output: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    n: int,
+    save_freq: int | None = None,
+    modality: str = "text",
 ) -> list[str]:
     """The run on the host: the task and model in ``inputs`` (data/, model/), everything written to ``output``."""
     micro = min(batch_size, 8)
     return [
         *cpu.HYDRA_OVERRIDES,
+        *MODALITIES[modality].model_overrides,
         f"data.train_files={inputs / 'data' / TRAIN_FILES[0]}",
         f"data.val_files={inputs / 'data' / TRAIN_FILES[1]}",
         f"data.train_batch_size={batch_size}",
@@ -74,7 +104,7 @@ def run_overrides(
     ]
 
 
-def shipped_config_command(overrides: Sequence[str]) -> list[str]:
+def shipped_config_command(overrides: Sequence[str], modality: str = "text") -> list[str]:
     """``main_ppo`` with the shipped ``fair_grpo_trainer`` config, the task's groups and ``overrides``."""
     from verl_fair.configs import folder as configs_folder
 
@@ -84,7 +114,7 @@ def shipped_config_command(overrides: Sequence[str]) -> list[str]:
         "verl.trainer.main_ppo",
         f"--config-path={configs_folder()}",
         "--config-name=fair_grpo_trainer",
-        *TASK_OVERRIDES,
+        *MODALITIES[modality].task_overrides,
         *overrides,
     ]
 
@@ -99,8 +129,11 @@ def trainer_env(output: Path) -> dict[str, str]:
     }
 
 
-def build_inputs(workdir: Path, seed: int = 0) -> None:
+def build_inputs(workdir: Path, seed: int = 0, modality: str = "text") -> None:
     """The task's parquet files in ``workdir/data`` and the warm-started tiny model in ``workdir/model``."""
+    if modality == "image":
+        imaging.build_inputs(workdir, seed)
+        return
     code = data.prepare(["--output", str(workdir / "data"), "--val-fraction", "0.25", "--seed", str(seed)])
     if code:
         raise RuntimeError(f"preparing the demo data failed (exit code {code})")
@@ -220,7 +253,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=8, help="training steps (validation before and after)")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per step")
     parser.add_argument("--n", type=int, default=4, help="rollouts per prompt")
-    parser.add_argument("--output", default="outputs/demo", help="folder for data, model, logs, checkpoints, report")
+    parser.add_argument(
+        "--modality", choices=sorted(MODALITIES), default="text", help="text prompts, or image prompts with a VLM"
+    )
+    parser.add_argument(
+        "--output", help="folder for data, model, logs, checkpoints, report (outputs/demo, outputs/demo-image)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data split and the model")
     parser.add_argument(
         "--min-memory-gb", type=float, default=MIN_MEMORY_GB, help="stop at once when less RAM than this is available"
@@ -237,15 +275,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    workdir = Path(args.output).resolve()
+    workdir = Path(args.output or MODALITIES[args.modality].output).resolve()
     shutil.rmtree(workdir, ignore_errors=True)  # a fresh run: verl would otherwise resume the last one
     workdir.mkdir(parents=True)
     started = time.time()
     print(f"[1/3] embedded task and tiny model -> {workdir}")
-    build_inputs(workdir, args.seed)
-    command = shipped_config_command(
-        [*run_overrides(workdir, workdir, steps=args.steps, batch_size=args.batch_size, n=args.n), *args.overrides]
+    build_inputs(workdir, args.seed, args.modality)
+    overrides = run_overrides(
+        workdir, workdir, steps=args.steps, batch_size=args.batch_size, n=args.n, modality=args.modality
     )
+    command = shipped_config_command([*overrides, *args.overrides], args.modality)
     log, metrics = workdir / "train.log", workdir / "metrics.jsonl"
     print(f"[2/3] {cpu.PLATFORM_ENV}=cpu python {shlex.join(command[1:])}\n      trainer output: {log}")
     code, peak = run_trainer(command, trainer_env(workdir), log, metrics, args.steps)
@@ -261,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(group_table(records))
     print("\n" + validation_line(records))
+    if args.modality == "image":
+        print(imaging.images_line(log.read_text(errors="replace")))
     from verl_fair.cli import main as cli
 
     return cli(["report", str(workdir / "validation"), "--output", str(workdir / "report")])
