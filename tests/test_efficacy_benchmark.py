@@ -1,39 +1,73 @@
-"""The efficacy benchmark's quick mode: the pipeline works end to end (not the outcome)."""
+"""The efficacy benchmark: the quick mode runs every phase end to end, and its parts hold (not the outcome)."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
-def test_quick_mode_trains_and_reports_every_task():
+def test_quick_mode_runs_every_phase_and_reports_the_paired_comparison():
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.efficacy", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for task in ("diabetes", "synthetic"):
-        assert f"### Task: {task}" in result.stdout
-    for method in ("| grpo |", "| fair_grpo_paper |", "| warm_start |"):
-        assert result.stdout.count(method) == 2
-    assert "nan ± nan" not in result.stdout.split("| grpo |")[1].splitlines()[0]
+    out = result.stdout
+    for task in ("flchain", "synthetic"):
+        assert f"### Task: {task}" in out
+    assert "Screening of diabetes" in out and "### Trade-off on flchain" in out and "### Goal on flchain" in out
+    for arm in ("grpo", "fair_grpo", "gap_dual"):
+        assert f"| {arm} |" in out
+    assert "nan ± nan" not in out
 
 
-def test_the_policy_answers_in_the_rewards_format():
+def test_the_warm_started_policy_answers_in_the_rewards_format():
     import torch
 
-    from benchmarks.efficacy.policy import Vocabulary, sample, tiny_model, warm_start
-    from benchmarks.efficacy.tasks import synthetic
+    from benchmarks.efficacy.policy import sample, tiny_model, warm_start
+    from benchmarks.efficacy.train import task_and_vocab
     from verl_fair.reward_fns.clinical_diagnosis import compute_score
 
-    task = synthetic(0, size=200)
-    vocab = Vocabulary(task.train + task.test)
+    task, vocab = task_and_vocab("synthetic")
     model = tiny_model(len(vocab.itos), 0)
-    warm_start(model, vocab, task.warm_start, epochs=5, seed=0)
-    prompts = torch.tensor([vocab.prompt(c) for c in task.test])
-    responses, log_probs, mask = sample(model, prompts, torch.Generator().manual_seed(0), greedy=True)
-    scored = [
-        compute_score("synthetic", vocab.decode(r), c.label) for r, c in zip(responses.tolist(), task.test, strict=True)
-    ]
+    warm_start(model, vocab, task.warm_start(0, size=200), epochs=3, seed=0)
+    cases = task.test[:200]
+    responses, log_probs, mask = sample(model, vocab.prompts(cases), torch.Generator().manual_seed(0), greedy=True)
+    answers = [vocab.decode(r) for r in responses.tolist()]
+    scored = [compute_score("synthetic", a, c.label) for a, c in zip(answers, cases, strict=True)]
     assert sum(s["format_ok"] for s in scored) / len(scored) > 0.9
     assert (log_probs <= 0).all() and mask.dtype == torch.int64
+
+
+def test_flchain_drops_the_censored_and_keeps_the_label_leak_out():
+    from benchmarks.efficacy.tasks import flchain
+
+    task = flchain()
+    assert task.dropped and sum(task.dropped.values()) > 0
+    size = len(task.fit) + len(task.validation) + len(task.test)
+    assert size + sum(task.dropped.values()) == 7874
+    assert not any(t.startswith("chapter") for c in task.test for t in c.tokens)
+
+
+def test_the_paired_test_finds_a_true_shift_and_not_a_null_one():
+    from benchmarks.efficacy.stats import paired
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(10, 2, 16)
+    shifted = paired(base - 3 + rng.normal(0, 0.5, 16), base)
+    null = paired(base + np.tile([0.5, -0.5], 8), base)  # differences of mean 0
+    assert shifted["high"] < 0 and shifted["p"] < 0.01
+    assert null["low"] < 0 < null["high"] and null["p"] == 1.0
+
+
+@pytest.mark.parametrize("task", ["flchain", "synthetic"])
+def test_every_split_keeps_both_groups_of_every_attribute(task):
+    from benchmarks.efficacy.tasks import TASKS
+
+    spec = TASKS[task]()
+    for part in (spec.fit, spec.validation, spec.test):
+        for attribute in spec.attributes:
+            assert len({c.groups[attribute] for c in part}) >= 2

@@ -1,263 +1,265 @@
-"""Does FairGRPO help? Train a tiny policy with each method, same seeds and hyperparameters, and compare.
+"""Does FairGRPO close fairness gaps? A matched, paired comparison of advantage rules on a tiny policy.
 
-    python -m benchmarks.efficacy            # 5 seeds x 8 methods x 2 tasks (about 10 minutes on 2 cores)
-    python -m benchmarks.efficacy --quick    # a smoke run: 1 seed, 2 methods, a few steps
-    python -m benchmarks.efficacy --write    # also write the tables and plots into benchmarks/
+    python -m benchmarks.efficacy            # the study (about 20 minutes on 2 cores); writes benchmarks/efficacy/
+    python -m benchmarks.efficacy --quick    # a smoke run of every phase (under a minute), writes nothing
+    python -m benchmarks.efficacy --report results.json   # re-render tables and plots from saved results
 
-Each run: a tiny random causal LM, warm-started on data skewed toward the majority group (the same
-start for every method of a seed), then on-policy RL steps: sample n answers per prompt, score them
-with the project's clinical reward, compute advantages with verl's real ``compute_advantage`` (the
-method's estimator; FairGRPO gets each prompt's data source and group through the metadata table,
-as the v1 sampler provides them), and update with verl's real policy loss (``get_policy_loss_fn``,
-PPO clip, token-mean). Test-set metrics (greedy answers) come from ``verl_fair.metrics``.
+Phases, each the same for every arm:
+
+1. References per task: logistic regression with and without the group tokens, and the noise floor of
+   the gaps (the group-blind model's gaps with shuffled group labels; ``floor.py``).
+2. Screening of ``diabetes``: GRPO, 4 seeds at lr 1e-3; the task joins the study only if GRPO's mean PP
+   or EOD on its test split stands above the floor's 95th percentile.
+3. Learning-rate selection on the validation split (drawn from train, stratified by group): every arm
+   runs every rate of :data:`LR_GRID` with the seeds :data:`SELECTION_SEEDS`; the criterion, fixed here,
+   is the highest validation F1 of the positive class (mean over those seeds of each run's mean over its
+   last evaluations); a tie goes to the smaller rate.
+4. The comparison: every arm at its selected rate with :data:`TEST_SEEDS` (fresh seeds, paired: a seed
+   fixes the warm start, the prompts drawn and the sampling noise), metrics on the test split.
+5. Trade-off curves on ``flchain``: each rule with a strength knob at :data:`~benchmarks.efficacy.arms.STRENGTHS`,
+   seeds :data:`CURVE_SEEDS`, at the rate selected for the rule.
+
+Every run uses one torch thread, whatever the number of worker processes, so the results depend on the
+command only. Output: ``results.json`` (every run), ``results.md`` (the tables), plots ``*.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
+import platform
+import sys
 import time
-import uuid
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, replace
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
-from benchmarks.efficacy.policy import (
-    RESPONSE_LENGTH,
-    Vocabulary,
-    response_log_probs,
-    sample,
-    tiny_model,
-    warm_start,
-)
-from benchmarks.efficacy.tasks import TASKS, Task
+from benchmarks.efficacy.arms import ARMS, BASELINE, STRENGTHS
+from benchmarks.efficacy.train import RunSpec, Settings, train, warm_started
 
 HERE = Path(__file__).parent
-METHODS = {
-    "grpo": ("grpo", {}),
-    "fair_grpo_paper": ("fair_grpo", {"variant": "paper"}),
-    "fair_grpo_official": ("fair_grpo", {"variant": "official"}),
-    "fair_grpo_label_free": ("fair_grpo", {"labels": "none"}),
-    "alpha_fair_1": ("fair_grpo", {"weighting": "alpha_fair", "alpha": 1.0}),
-    "alpha_fair_2": ("fair_grpo", {"weighting": "alpha_fair", "alpha": 2.0}),
-    "group_dro": ("fair_grpo", {"weighting": "group_dro", "dro_step_size": 0.1}),
-    "weighting_none": ("fair_grpo", {"weighting": "none"}),
-}
-REPORTED = ("F1", "Acc", "PP", "EOD", "Delta_F1", "sigma_F1", "F1_ES", "worst_group_accuracy")
+LR_GRID = (3e-4, 1e-3, 3e-3)
+SELECTION_SEEDS = (1000, 1001)
+TEST_SEEDS = tuple(range(16))
+CURVE_SEEDS = tuple(range(6))
+SCREEN_SEEDS, SCREEN_LR = tuple(range(4)), 1e-3
+MAIN_TASKS = ("flchain", "synthetic")
+CURVE_TASK = "flchain"
+SELECTION_METRIC = "F1"
 
 
-@dataclass
-class Settings:
-    steps: int = 100
-    prompts: int = 32
-    rollouts: int = 4
-    lr: float = 1e-3
-    warm_start_epochs: int = 5
-    eval_every: int = 10
+def _init_worker() -> None:
+    import logging
+    import warnings
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    import verl_fair.plugin  # noqa: F401
 
 
-@dataclass
-class History:
-    steps: list[int] = field(default_factory=list)
-    reward: list[float] = field(default_factory=list)
-    metrics: list[dict] = field(default_factory=list)
+def _warm(job: tuple[str, int, Settings]) -> dict:
+    return warm_started(*job)
 
 
-def evaluate(model, vocab: Vocabulary, task: Task, generator: torch.Generator) -> dict[str, float]:
-    """Greedy answers on the test set -> the paper's and the standard fairness metrics."""
-    from verl_fair.metrics.fairness import Predictions, paper_metrics, standard_metrics
-    from verl_fair.normalise.diagnosis import DEFAULT_SYNONYMS, split_labels
-    from verl_fair.reward_fns.clinical_diagnosis import compute_score
-
-    prompts = torch.tensor([vocab.prompt(c) for c in task.test])
-    responses, _, _ = sample(model, prompts, generator, greedy=True)
-    rows = []
-    for case, response in zip(task.test, responses.tolist(), strict=True):
-        predicted = compute_score(task.name, vocab.decode(response), case.label)["pred"]
-        rows.append(
-            {
-                "data_source": task.name,
-                "y_true": split_labels(case.label, DEFAULT_SYNONYMS),
-                "y_pred": split_labels(predicted, DEFAULT_SYNONYMS),
-                **case.groups,
-            }
-        )
-    predictions = Predictions(pd.DataFrame(rows), list(task.attributes))
-    paper = paper_metrics(predictions)
-    standard = standard_metrics(predictions)
-    worst = min(standard[a]["gaps"]["worst_group_accuracy"] for a in task.attributes)
-    accuracy = float(np.mean([r["y_true"] == r["y_pred"] for r in rows]))
-    return {**{k: paper[k] for k in REPORTED if k in paper}, "Acc": 100 * accuracy, "worst_group_accuracy": worst}
+def _train(job: tuple[RunSpec, Settings, dict]) -> dict:
+    result = train(*job)
+    return {
+        "spec": asdict(result.spec),
+        "headline": result.headline(job[1].averaged),
+        "steps": result.steps,
+        "metrics": result.metrics,
+        "reward": result.reward,
+        "signal_share": result.signal_share,
+        "update_norm": result.update_norm,
+        "collapsed": result.collapsed,
+        "unchanged": result.unchanged,
+        "agreement": result.agreement,
+    }
 
 
-def train(task: Task, method: str, seed: int, settings: Settings, start_state: dict, vocab: Vocabulary) -> History:
-    from omegaconf import OmegaConf
-    from verl import DataProto
-    from verl.trainer.ppo.core_algos import get_policy_loss_fn
-    from verl.trainer.ppo.ray_trainer import compute_advantage
+class Runner:
+    """Runs jobs in ``workers`` processes (1: in this process), in a fixed order."""
 
-    import verl_fair.plugin  # noqa: F401  (registers fair_grpo, as verl's entry point does)
-    from verl_fair.groups.labels import group_key
-    from verl_fair.integration import context
-    from verl_fair.reward_fns.clinical_diagnosis import compute_score
+    def __init__(self, workers: int) -> None:
+        self.pool = None
+        if workers > 1:
+            self.pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+        else:
+            _init_worker()
 
-    estimator, fair = METHODS[method]
-    algorithm = OmegaConf.create(
-        {"norm_adv_by_std_in_grpo": True, "fair_grpo": {**fair, "group_attributes": list(task.attributes)}}
-    )
-    actor = OmegaConf.create(
-        {
-            "clip_ratio": 0.2,
-            "clip_ratio_low": 0.2,
-            "clip_ratio_high": 0.2,
-            "clip_ratio_c": 3.0,
-            "global_batch_info": {"dp_size": 1},
+    def map(self, function, jobs: list, desc: str) -> list:
+        iterator = self.pool.map(function, jobs) if self.pool else map(function, jobs)
+        return list(tqdm(iterator, total=len(jobs), desc=desc, unit="run", file=sys.stderr))
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown()
+
+
+class Study:
+    def __init__(self, settings: Settings, runner: Runner, seeds: dict[str, tuple], lr_grid: tuple, arms: list[str]):
+        self.settings, self.runner, self.seeds, self.lr_grid, self.arms = settings, runner, seeds, lr_grid, arms
+        self.starts: dict[tuple[str, int], dict] = {}
+        self.out: dict = {"runs": [], "warm_start": {}, "tasks": {}, "selection": {}}
+
+    def warm(self, task: str, seeds) -> None:
+        missing = [s for s in seeds if (task, s) not in self.starts]
+        found = self.runner.map(_warm, [(task, s, self.settings) for s in missing], f"warm starts {task}")
+        for seed, start in zip(missing, found, strict=True):
+            self.starts[(task, seed)] = start
+            self.out["warm_start"].setdefault(task, {})[str(seed)] = {k: start[k] for k in ("validation", "test")}
+
+    def train(self, specs: list[RunSpec], desc: str) -> list[dict]:
+        for task in {s.task for s in specs}:
+            self.warm(task, sorted({s.seed for s in specs if s.task == task}))
+        jobs = [(s, self.settings, self.starts[(s.task, s.seed)]) for s in specs]
+        runs = self.runner.map(_train, jobs, desc)
+        for run, spec in zip(runs, specs, strict=True):
+            run["phase"] = desc.split()[0]
+            run["spec"] = asdict(spec)
+        self.out["runs"] += runs
+        return runs
+
+    def references(self, task: str, shuffles: int) -> None:
+        from benchmarks.efficacy.floor import references
+        from benchmarks.efficacy.tasks import TASKS
+
+        spec = TASKS[task]()
+        info = {
+            "sizes": {part: len(getattr(spec, part)) for part in ("fit", "validation", "test")},
+            "dropped": spec.dropped,
+            "oracle": spec.oracle,
+            "positive": spec.positive,
+            "balanced": spec.balanced,
+            "base_rates": _base_rates(spec),
+            "references": references(spec, shuffles),
         }
-    )
-    policy_loss = get_policy_loss_fn("vanilla")
-    context.reset_state()
-    model = tiny_model(len(vocab.itos), seed)
-    model.load_state_dict(start_state)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr)
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    history = History()
-    for step in range(1, settings.steps + 1):
-        cases = [task.train[i] for i in rng.integers(len(task.train), size=settings.prompts)]
-        prompts = torch.tensor([vocab.prompt(c) for c in cases]).repeat_interleave(settings.rollouts, dim=0)
-        responses, old_log_probs, mask = sample(model, prompts, generator)
-        uids = [str(uuid.UUID(int=int(rng.integers(2**63)))) for _ in cases]
-        rewards = torch.zeros(len(responses), RESPONSE_LENGTH)
-        for row, response in enumerate(responses.tolist()):
-            case = cases[row // settings.rollouts]
-            rewards[row, int(mask[row].sum()) - 1] = compute_score(task.name, vocab.decode(response), case.label)[
-                "score"
-            ]
-        context.publish(
-            {uid: (task.name, group_key(c.groups, task.attributes)) for uid, c in zip(uids, cases, strict=True)}
-        )
-        data = DataProto.from_dict(
-            tensors={"token_level_rewards": rewards, "response_mask": mask},
-            non_tensors={"uid": np.array(uids, dtype=object).repeat(settings.rollouts)},
-        )
-        advantages = compute_advantage(data, adv_estimator=estimator, config=algorithm).batch["advantages"]
-        loss, _ = policy_loss(
-            old_log_prob=old_log_probs,
-            log_prob=response_log_probs(model, prompts, responses),
-            advantages=advantages,
-            response_mask=mask,
-            loss_agg_mode="token-mean",
-            config=actor,
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.reward.append(float(rewards.sum(-1).mean()))
-        if step % settings.eval_every == 0 or step == settings.steps:
-            history.steps.append(step)
-            history.metrics.append(evaluate(model, vocab, task, generator))
-    return history
+        self.out["tasks"][task] = info
+
+    def screen(self, task: str) -> bool:
+        """GRPO's mean test gaps against the noise floor: whether ``task`` joins the study."""
+        runs = self.train([RunSpec(task, BASELINE, SCREEN_LR, s, "test") for s in self.seeds["screen"]], "screen")
+        floor = self.out["tasks"][task]["references"]["floor_95"]
+        gaps = {g: float(np.mean([r["headline"][g] for r in runs])) for g in ("PP", "EOD")}
+        keep = any(gaps[g] > floor[g] for g in gaps)
+        self.out["tasks"][task]["screen"] = {"grpo_gaps": gaps, "floor_95": {g: floor[g] for g in gaps}, "kept": keep}
+        return keep
+
+    def select(self, task: str) -> dict[str, float]:
+        specs = [
+            RunSpec(task, arm, lr, seed, "validation")
+            for arm in self.arms
+            for lr in self.lr_grid
+            for seed in self.seeds["selection"]
+        ]
+        runs = self.train(specs, f"selection {task}")
+        chosen, table = {}, {}
+        for arm in self.arms:
+            scores = {
+                lr: float(np.mean([r["headline"][SELECTION_METRIC] for r in runs if _is(r, arm=arm, lr=lr)]))
+                for lr in self.lr_grid
+            }
+            best = max(scores.values())
+            chosen[arm] = min(lr for lr, value in scores.items() if value == best)
+            table[arm] = {"scores": {str(k): v for k, v in scores.items()}, "chosen": chosen[arm]}
+        self.out["selection"][task] = table
+        return chosen
+
+    def compare(self, task: str, chosen: dict[str, float]) -> None:
+        specs = [RunSpec(task, arm, chosen[arm], seed, "test") for arm in self.arms for seed in self.seeds["test"]]
+        self.train(specs, f"comparison {task}")
+
+    def curves(self, task: str, chosen: dict[str, float]) -> None:
+        specs = [
+            RunSpec(task, arm, chosen[arm], seed, "test", strength)
+            for arm in STRENGTHS
+            if arm in self.arms
+            for strength in STRENGTHS[arm]
+            for seed in self.seeds["curve"]
+        ]
+        self.train(specs, f"curve {task}")
 
 
-def run(tasks: list[str], methods: list[str], seeds: list[int], settings: Settings) -> dict:
-    results: dict = {}
-    progress = tqdm(total=len(tasks) * len(methods) * len(seeds), desc="efficacy runs", unit="run")
-    for name in tasks:
-        results[name] = {m: [] for m in methods}
-        for seed in seeds:
-            task = TASKS[name](seed)
-            vocab = Vocabulary(task.train + task.test)
-            start = tiny_model(len(vocab.itos), seed)
-            warm_start(start, vocab, task.warm_start, settings.warm_start_epochs, seed)
-            start_state = {k: v.clone() for k, v in start.state_dict().items()}
-            results[name].setdefault("warm_start", []).append(
-                evaluate(start, vocab, task, torch.Generator().manual_seed(seed))
-            )
-            for method in methods:
-                results[name][method].append(train(task, method, seed, settings, start_state, vocab))
-                progress.update()
-    progress.close()
-    return results
+def _is(run: dict, **fields) -> bool:
+    return all(run["spec"][k] == v for k, v in fields.items())
 
 
-def summary_table(results: dict, task: str) -> list[str]:
-    lines = ["| method | " + " | ".join(REPORTED) + " |", "|---|" + "---:|" * len(REPORTED)]
-    for method, runs in results[task].items():
-        finals = [r if isinstance(r, dict) else r.metrics[-1] for r in runs]
-        cells = []
-        for key in REPORTED:
-            values = [f[key] for f in finals if not np.isnan(f[key])]
-            mean = statistics.fmean(values) if values else float("nan")
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{mean:.3f} ± {std:.3f}" if abs(mean) < 10 else f"{mean:.2f} ± {std:.2f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def plot(results: dict, task: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (gap, reward) = plt.subplots(1, 2, figsize=(11, 4))
-    for method, runs in results[task].items():
-        if method == "warm_start":
-            continue
-        steps = runs[0].steps
-        gap.plot(
-            steps, np.nanmean([[m["Delta_F1"] for m in r.metrics] for r in runs], axis=0), marker="o", label=method
-        )
-        curve = np.mean([r.reward for r in runs], axis=0)
-        window = max(1, len(curve) // 15)
-        reward.plot(np.convolve(curve, np.ones(window) / window, mode="valid"), label=method)
-    gap.set(title=f"{task}: F1 gap between groups (test)", xlabel="step", ylabel="Delta F1")
-    reward.set(title=f"{task}: mean training reward", xlabel="step", ylabel="reward")
-    for axis in (gap, reward):
-        axis.grid(alpha=0.3)
-    reward.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _base_rates(task) -> dict[str, float]:
+    rates = {}
+    for attribute in task.attributes:
+        for group in sorted({c.groups[attribute] for c in task.test}):
+            members = [c for c in task.test if c.groups[attribute] == group]
+            rates[f"{attribute}={group}"] = 100 * float(np.mean([c.label == task.positive for c in members]))
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 seed, grpo and fair_grpo_paper, 6 steps")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=Settings.steps)
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--write", action="store_true", help="write RESULTS tables and plots into benchmarks/")
+    parser.add_argument("--quick", action="store_true", help="every phase, 3 arms, 2 seeds, 6 steps; writes nothing")
+    parser.add_argument("--workers", type=int, default=2, help="processes (each runs with one torch thread)")
+    parser.add_argument("--out", type=Path, help="folder for results and plots (default: benchmarks/efficacy)")
+    parser.add_argument("--report", type=Path, help="re-render the tables and plots from a results.json")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-    settings = Settings(steps=args.steps)
-    methods, seeds = args.methods, list(range(args.seeds))
-    if args.quick:
-        settings = Settings(steps=6, eval_every=3, warm_start_epochs=3)
-        methods, seeds = ["grpo", "fair_grpo_paper"], [0]
+    from benchmarks.efficacy import report
+
+    torch.set_num_threads(1)
+    if args.report:
+        results = json.loads(args.report.read_text())
+        report.write(results, args.out or args.report.parent)
+        return 0
     started = time.perf_counter()
-    results = run(args.tasks, methods, seeds, settings)
-    minutes = (time.perf_counter() - started) / 60
-    lines = [
-        f"{len(seeds)} seeds, {settings.steps} steps of {settings.prompts} prompts x {settings.rollouts} "
-        f"rollouts, {minutes:.1f} min on this machine. Final test metrics, mean ± std over seeds."
-    ]
-    for task in args.tasks:
-        lines += ["", f"### Task: {task}", "", *summary_table(results, task)]
-        if args.write:
-            plot(results, task, HERE / f"{task}.png")
-    print("\n".join(lines))
-    if args.write:
-        (HERE / "results.md").write_text("\n".join(lines) + "\n")
-        serialisable = {
-            t: {m: [r if isinstance(r, dict) else r.__dict__ for r in runs] for m, runs in by.items()}
-            for t, by in results.items()
-        }
-        (HERE / "results.json").write_text(json.dumps(serialisable, indent=1, default=float))
+    load_before = os.getloadavg()
+    arms, seeds, grid, settings, shuffles = list(ARMS), {}, LR_GRID, Settings(), 200
+    seeds = {"selection": SELECTION_SEEDS, "test": TEST_SEEDS, "curve": CURVE_SEEDS, "screen": SCREEN_SEEDS}
+    out = args.out if args.out else (None if args.quick else HERE)
+    if args.quick:
+        arms, grid, shuffles = ["grpo", "fair_grpo", "gap_dual"], (1e-3, 3e-3), 10
+        seeds = {"selection": (1000,), "test": (0, 1), "curve": (0, 1), "screen": (0,)}
+        settings = replace(settings, steps=6, eval_steps=(3, 6), averaged=2, warm_start_size=64, warm_start_epochs=1)
+        args.workers = 1
+    runner = Runner(args.workers)
+    study = Study(settings, runner, seeds, grid, arms)
+    try:
+        tasks = list(MAIN_TASKS)
+        for task in (*MAIN_TASKS, "diabetes"):
+            study.references(task, shuffles)
+        if study.screen("diabetes"):
+            tasks.append("diabetes")
+        chosen = {}
+        for task in tasks:
+            chosen[task] = study.select(task)
+            study.compare(task, chosen[task])
+        study.curves(CURVE_TASK, chosen[CURVE_TASK])
+    finally:
+        runner.close()
+    study.out["meta"] = {
+        "command": "python -m benchmarks.efficacy" + (" --quick" if args.quick else ""),
+        "minutes": (time.perf_counter() - started) / 60,
+        "workers": args.workers,
+        "torch_threads_per_run": 1,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "settings": asdict(settings),
+        "arms": {a: {"estimator": ARMS[a].estimator, "fair_grpo": ARMS[a].fair_grpo, "summary": ARMS[a].summary}
+                 for a in arms},
+        "lr_grid": list(grid),
+        "seeds": {k: list(v) for k, v in seeds.items()},
+        "tasks": tasks,
+        "curve_task": CURVE_TASK,
+        "selection_metric": SELECTION_METRIC,
+    }  # fmt: skip
+    study.out["analysis"] = report.analyse(study.out)
+    print(report.markdown(study.out))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(study.out, indent=None, default=float))
+        report.write(study.out, out)
     return 0
