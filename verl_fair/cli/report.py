@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from verl_fair.cli.args import pairs
+from verl_fair.cli.args import at_least, pairs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,15 +21,20 @@ def run(args: argparse.Namespace) -> int:
         data_source=args.data_source_column,
         step=args.step_column,
         synonyms=pairs(args.synonym, "--synonym"),
+        positive=args.positive_label,
     )
     output = Path(args.output)
     try:
+        if args.compare and args.inputs:
+            raise ValueError("give the predictions or --compare BEFORE AFTER, not both")
         if args.compare:
             before, after = (audit.load([Path(p)], columns) for p in args.compare)
             delta = audit.compare(before, after, n_boot=args.bootstrap or 200, min_group_size=args.min_group_size)
             output.mkdir(parents=True, exist_ok=True)
-            (output / "delta.json").write_text(json.dumps(delta, indent=2, default=float))
+            (output / "delta.json").write_text(audit.to_json(delta))
             (output / "delta.md").write_text(audit.compare_markdown(delta))
+            for note in delta["notes"]:
+                print(f"note: {note}", file=sys.stderr)
             print(f"wrote {output / 'delta.json'} and {output / 'delta.md'}")
             return 0
         if not args.inputs:
@@ -40,14 +44,17 @@ def run(args: argparse.Namespace) -> int:
             frame, min_group_size=args.min_group_size, n_boot=args.bootstrap or None, worst_k=args.worst_k
         )
         written = audit.write(result, output)
+        for note in result["notes"]:
+            print(f"note: {note}", file=sys.stderr)
     except (ValueError, OSError) as error:
         print(f"verl-fair report: {error}", file=sys.stderr)
         return 2
     gaps = result["gaps"]
     print(
-        f"{result['n']} predictions: equal opportunity difference {gaps['equal_opportunity_difference']:.3f}, "
-        f"predictive parity difference {gaps['predictive_parity_difference']:.3f}, PP {gaps['PP']:.2f}, "
-        f"EOD {gaps['EOD']:.2f}, F1_ES {gaps['F1_ES']:.3f}"
+        f"{result['n']} predictions ({result['classes']['convention']}): equal opportunity difference "
+        f"{gaps['equal_opportunity_difference']:.3f}, predictive parity difference "
+        f"{gaps['predictive_parity_difference']:.3f}, PP {gaps['PP']:.2f}, EOD {gaps['EOD']:.2f}, "
+        f"F1_ES {gaps['F1_ES']:.3f}"
     )
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
@@ -65,9 +72,16 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--data-source-column", default="data_source")
     parser.add_argument("--step-column", default="step")
-    parser.add_argument("--bootstrap", type=int, default=0, help="resamples for 95 %% intervals (0: none)")
-    parser.add_argument("--min-group-size", type=int, default=30, help="smaller groups are left out, with a warning")
-    parser.add_argument("--worst-k", type=int, default=2, help="k of the worst-k group accuracy")
+    parser.add_argument("--bootstrap", type=at_least(0), default=0, help="resamples for 95 %% intervals (0: none)")
+    parser.add_argument(
+        "--min-group-size", type=at_least(1), default=30, help="smaller groups are left out, with a warning"
+    )
+    parser.add_argument("--worst-k", type=at_least(1), default=2, help="k of the worst-k group accuracy")
+    parser.add_argument(
+        "--positive-label",
+        help="the positive class of a binary task (default: 1, true or yes when every gold label is one of a "
+        "pair 1/0, true/false, yes/no; otherwise rates are one-vs-rest per class, macro-averaged)",
+    )
     parser.add_argument(
         "--synonym",
         action="append",

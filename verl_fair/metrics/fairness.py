@@ -51,15 +51,25 @@ GAP_KEYS = (
     "worst_group_accuracy",
     "worst_k_accuracy",
 )
+PAPER_KEYS = ("PP", "EOD", "FPR_Diff", "sigma_F1", "Delta_F1", "sigma_Acc", "Delta_Acc", "Acc", "F1", "Acc_ES", "F1_ES")
 GROUP_KEYS = ("count", "accuracy", "f1", "tpr", "fpr", "ppv", "selection_rate")
 
 
 @dataclass
 class Predictions:
-    """One row per sample: ``data_source``, ``y_true`` and ``y_pred`` (frozensets of labels), attributes."""
+    """One row per sample: ``data_source``, ``y_true`` and ``y_pred`` (frozensets of labels), attributes.
+
+    ``positive`` names the positive class of a binary task: the standard metrics are then that class's
+    (fairlearn's binary numbers); without it they are one-vs-rest per class, macro-averaged.
+    """
 
     frame: pd.DataFrame
     attributes: Sequence[str]
+    positive: str | None = None
+
+    def __post_init__(self) -> None:
+        self.frame = self.frame.reset_index(drop=True)
+        self._members: dict[tuple[str, str], np.ndarray] = {}
 
     @classmethod
     def from_binary(
@@ -86,18 +96,28 @@ class Predictions:
         return cls(frame, [attribute])
 
     def classes(self, rows: pd.DataFrame | None = None) -> list[str]:
-        """Classes with at least one gold positive in ``rows`` (default: all rows)."""
+        """The positive class, or the classes with at least one gold positive in ``rows`` (default: all)."""
+        if self.positive is not None:
+            return [self.positive]
         rows = self.frame if rows is None else rows
-        return sorted({label for labels in rows["y_true"] for label in labels})
+        return sorted(set().union(*pd.unique(rows["y_true"])))
+
+    def member(self, column: str, label: str, rows: pd.DataFrame) -> np.ndarray:
+        """Whether ``label`` is in ``column`` (y_true or y_pred) for each of ``rows`` (a subset of the frame),
+        computed once per distinct label set."""
+        key = (column, label)
+        if key not in self._members:
+            codes, sets = pd.factorize(self.frame[column])
+            self._members[key] = np.array([label in s for s in sets], dtype=bool)[codes]
+        return self._members[key][rows.index.to_numpy()]
 
 
 def _rate(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
 
 
-def _confusion(rows: pd.DataFrame, label: str) -> tuple[int, int, int, int]:
-    truth = rows["y_true"].map(lambda s: label in s).to_numpy()
-    predicted = rows["y_pred"].map(lambda s: label in s).to_numpy()
+def _confusion(predictions: Predictions, rows: pd.DataFrame, label: str) -> tuple[int, int, int, int]:
+    truth, predicted = (predictions.member(c, label, rows) for c in ("y_true", "y_pred"))
     return (
         int(np.sum(truth & predicted)),
         int(np.sum(~truth & predicted)),
@@ -106,14 +126,15 @@ def _confusion(rows: pd.DataFrame, label: str) -> tuple[int, int, int, int]:
     )
 
 
-def paper_group_metrics(rows: pd.DataFrame) -> dict[str, float] | None:
-    """The paper's per-group numbers: macro means over classes with a gold positive in the group."""
-    classes = sorted({label for labels in rows["y_true"] for label in labels})
+def paper_group_metrics(predictions: Predictions, rows: pd.DataFrame) -> dict[str, float] | None:
+    """The paper's per-group numbers: macro means over classes with a gold positive in the group (both
+    labels of a binary task, whatever its positive class)."""
+    classes = sorted(set().union(*pd.unique(rows["y_true"])))
     if not classes:
         return None
     per_class = []
     for label in classes:
-        tp, fp, fn, tn = _confusion(rows, label)
+        tp, fp, fn, tn = _confusion(predictions, rows, label)
         precision, recall = _rate(tp, tp + fp), _rate(tp, tp + fn)
         per_class.append(
             {
@@ -138,7 +159,7 @@ def paper_metrics(predictions: Predictions, min_group_size: int = 1) -> dict[str
                 if len(members) < min_group_size:
                     _warn_small(attribute, value, len(members), min_group_size)
                     continue
-                found = paper_group_metrics(members)
+                found = paper_group_metrics(predictions, members)
                 if found is not None:
                     groups[value] = found
             if len(groups) < 2:
@@ -153,22 +174,7 @@ def paper_metrics(predictions: Predictions, min_group_size: int = 1) -> dict[str
         if per_attribute:
             per_source.append({k: statistics.fmean(a[k] for a in per_attribute) for k in per_attribute[0]})
     if not per_source:
-        return {
-            key: float("nan")
-            for key in (
-                "PP",
-                "EOD",
-                "FPR_Diff",
-                "sigma_F1",
-                "Delta_F1",
-                "sigma_Acc",
-                "Delta_Acc",
-                "Acc",
-                "F1",
-                "Acc_ES",
-                "F1_ES",
-            )
-        }
+        return dict.fromkeys(PAPER_KEYS, float("nan"))
     overall = {k: statistics.fmean(s[k] for s in per_source) for k in per_source[0]}
     return {
         "PP": 100 * overall["gap_fdr"],
@@ -229,8 +235,7 @@ def _tasks(predictions: Predictions, attribute: str, min_group_size: int) -> lis
             continue
         codes, names = pd.factorize(rows[attribute].astype(str), sort=True)
         for label in predictions.classes(rows):
-            truth = rows["y_true"].map(lambda s, c=label: c in s).to_numpy(dtype=bool)
-            predicted = rows["y_pred"].map(lambda s, c=label: c in s).to_numpy(dtype=bool)
+            truth, predicted = (predictions.member(c, label, rows) for c in ("y_true", "y_pred"))
             cells = np.stack([truth & predicted, ~truth & predicted, truth & ~predicted, ~truth & ~predicted])
             tasks.append(_Task(cells.astype(np.float64), codes, list(names)))
     return tasks
@@ -359,7 +364,12 @@ def group_deltas(
         for _ in range(n_boot)
     ]
     out = {}
-    for group in point.dropna(how="all").index:
+    for group in point.index:
+        sides = [side for side, found in (("before", first), ("after", second)) if group in found.index]
+        if len(sides) == 1:  # a group seen on one side only: nothing to subtract
+            out[str(group)] = {"only_in": sides[0], **{m: None for m in GROUP_KEYS[1:]}}
+            out[str(group)].update({f"{m}_ci": None for m in GROUP_KEYS[1:]})
+            continue
         row = {}
         for metric in GROUP_KEYS[1:]:
             row[metric] = float(point.loc[group, metric])
