@@ -10,12 +10,17 @@ Use it from an installed verl-fair or from a checkout::
 The final answer is read from, in order of preference by position (the last one in the text wins):
 ``\\boxed{...}`` (nested braces allowed) or ``<answer>...</answer>`` (an unclosed last ``<answer>``
 runs to the end of the text). Without either, the fallback is the text after the last "answer:"
-(e.g. "Final answer: effusion"), else the last non-empty line; ``format_ok`` is 0 then. Only the
+or "answer is" (e.g. "Final answer: effusion", "The answer is **effusion**."), else the last non-empty
+line; ``format_ok`` is 0 then. Only the
 last 100,000 characters are searched, so the cost is bounded whatever the input.
 
 Labels are compared after normalisation (Unicode NFKC, lower case, punctuation removed, whitespace
 collapsed, synonyms mapped to one name); answers and ground truths with several labels are split on
-",", ";", "&", "|", new lines and the word "and". ``acc`` is set-F1 (1 or 0 on single-label tasks).
+",", ";", "&", "|", new lines and the word "and". ``acc`` is set-F1 on multi-label tasks; on a
+single-label task it is 1 or 0, and an answer naming several labels (a hedge, "Edema, Mass, Nodule")
+scores 0. A task is multi-label by the ``multi_label`` setting: ``auto`` (default) reads the sample's
+``extra_info["multi_label"]`` (written by ``verl-fair prepare``) and, when that is absent, takes the
+task as multi-label only when the gold answer has several labels; ``true`` or ``false`` fix it.
 
 Returned keys, the same for every sample:
     score       (1 - format_weight) * acc + format_weight * format_ok
@@ -30,41 +35,45 @@ Returned keys, the same for every sample:
     acc_grp_<attribute>_<value>   acc for members of that group, None for everyone else, so that verl's
                 validation metrics report per-group accuracy (val-aux/<source>/acc_grp_sex_F/mean@N)
 
-Settings (``reward_kwargs``): format_weight (default 0), require_think (False), synonyms (alias ->
-name, added to the defaults), group_values (attribute -> list of values; default sex F/M and age
-A1..A4), age_bins ([25, 50, 75]). An unknown setting raises at the first call; sample inputs never
-raise: anything unexpected scores 0 with the keys above.
+Settings (``reward_kwargs``): format_weight (default 0), require_think (false), multi_label (auto),
+synonyms (alias -> name, added to the defaults), group_values (attribute -> list of values; default sex
+F/M and age A1..A4, one per bin of age_bins; sex values are read as in ``extra_info``, so "woman" is
+F), age_bins ([25, 50, 75]).
+Settings are parsed once per distinct set of values. An unknown or bad setting raises, naming it; sample
+inputs never raise: anything unexpected scores 0 with the keys above.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from verl_fair.groups.labels import GroupLabeler
+from verl_fair.groups.labels import GroupLabeler, as_mapping
+from verl_fair.normalise import demographics
 from verl_fair.normalise.diagnosis import set_f1, split_labels, synonym_table
-from verl_fair.settings import Invalid, increasing_numbers
+from verl_fair.settings import AUTO, Invalid, increasing_numbers
 
 logger = logging.getLogger(__name__)
 
 SEARCH_WINDOW = 100_000
-DEFAULT_GROUP_VALUES = {"sex": ("F", "M"), "age": ("A1", "A2", "A3", "A4")}
 # keyword arguments verl itself may pass to a reward function; they are accepted and ignored
 VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict"})
 DOMAIN_KEY = "domain"  # the returned key holding the sample's data source
-SETTINGS = frozenset({"format_weight", "require_think", "synonyms", "group_values", "age_bins"})
+SETTINGS = frozenset({"format_weight", "require_think", "multi_label", "synonyms", "group_values", "age_bins"})
+CACHE_SIZE = 64  # distinct settings kept parsed
 
-_ANSWER_PREFIX = re.compile(r"answer\s*(?:is)?\s*[:\-]", re.IGNORECASE)
+_ANSWER_PREFIX = re.compile(r"answer\s*(?:is\b\s*[:\-]?|[:\-])", re.IGNORECASE)
+_parsed: dict[Hashable, dict[str, Any]] = {}
 
 
 def compute_score(
     data_source: Any = None, solution_str: Any = None, ground_truth: Any = None, extra_info: Any = None, **kwargs: Any
 ) -> dict[str, Any]:
     """Score one response; see the module docstring for the keys and settings."""
-    settings = _settings(kwargs)
-    groups = _group_keys(settings["group_values"])
+    settings = _cached_settings(kwargs)
+    groups = settings["groups"]
     try:
         return _score(data_source, solution_str, ground_truth, extra_info, settings, groups)
     except Exception:  # a reward must never take the run down; count it in the logs
@@ -90,7 +99,8 @@ def _score(
     synonyms = settings["synonyms"]
     predicted = split_labels(answer, synonyms)
     gold = split_labels(ground_truth, synonyms)
-    acc = set_f1(predicted, gold)
+    hedged = len(predicted) > 1 and not _multi_label(settings["multi_label"], extra_info, gold)
+    acc = 0.0 if hedged else set_f1(predicted, gold)
     format_ok = tagged and (not settings["require_think"] or _think_before(text, start))
     weight = settings["format_weight"]
     key, statuses = settings["labeler"].key(extra_info)
@@ -152,10 +162,45 @@ def _last_answer_tag(text: str) -> tuple[int, str] | None:
     return begin, text[begin : closing if closing >= 0 else len(text)]
 
 
+def _multi_label(setting: str | bool, extra_info: Any, gold: frozenset[str]) -> bool:
+    """Whether the sample's task is multi-label: the setting, else extra_info's flag, else the gold's size."""
+    if setting != AUTO:
+        return setting
+    info = as_mapping(extra_info)
+    flag = None if info is None else info.get("multi_label")
+    flag = flag.item() if hasattr(flag, "item") else flag  # a numpy bool from a parquet column
+    return flag if isinstance(flag, bool) else len(gold) > 1
+
+
 def _think_before(text: str, position: int) -> bool:
     lower = text[:position].lower()
     opening = lower.find("<think>")
     return opening >= 0 and lower.find("</think>", opening) >= 0
+
+
+def _cached_settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`_settings` of ``kwargs``, parsed once per distinct set of values."""
+    own = {key: value for key, value in kwargs.items() if key not in VERL_KWARGS}
+    try:
+        key = _frozen(own)
+        found = _parsed.get(key)
+    except TypeError:  # a value without a hashable form: parse it every time
+        return _settings(own)
+    if found is None:
+        if len(_parsed) >= CACHE_SIZE:
+            _parsed.clear()
+        found = _parsed[key] = _settings(own)
+    return found
+
+
+def _frozen(value: Any) -> Hashable:
+    """A hashable form of a settings value that tells apart types that compare equal (True and 1)."""
+    if isinstance(value, Mapping):
+        return "mapping", tuple(sorted(((_frozen(k), _frozen(v)) for k, v in value.items()), key=repr))
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return "sequence", tuple(_frozen(v) for v in value)
+    hash(value)
+    return type(value).__name__, value
 
 
 def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,33 +211,79 @@ def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     weight = kwargs.get("format_weight", 0.0)
     if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0.0 <= weight <= 1.0:
         raise ValueError(f"reward_kwargs.format_weight={weight!r} is not valid: expected a number in [0, 1]")
+    require_think = kwargs.get("require_think", False)
+    if not isinstance(require_think, bool):
+        raise ValueError(f"reward_kwargs.require_think={require_think!r} is not valid: expected true or false")
+    multi_label = kwargs.get("multi_label", AUTO)
+    if not (isinstance(multi_label, bool) or multi_label == AUTO):
+        raise ValueError(
+            f"reward_kwargs.multi_label={multi_label!r} is not valid: expected auto (extra_info.multi_label, else "
+            "several gold labels), true (set-F1) or false (single-label: an answer naming several labels scores 0)"
+        )
     synonyms = kwargs.get("synonyms") or {}
     if not isinstance(synonyms, Mapping) or not all(isinstance(v, str) for v in synonyms.values()):
         raise ValueError(
             f"reward_kwargs.synonyms={synonyms!r} is not valid: expected a mapping of alias to name, "
             "e.g. {normal: no finding}"
         )
-    group_values = kwargs.get("group_values") or DEFAULT_GROUP_VALUES
-    if not isinstance(group_values, Mapping) or not all(
-        isinstance(v, Sequence) and not isinstance(v, str) for v in group_values.values()
-    ):
-        raise ValueError(
-            f"reward_kwargs.group_values={group_values!r} is not valid: expected a mapping of attribute to a "
-            "list of values, e.g. {sex: [F, M], age: [A1, A2, A3, A4]}"
-        )
-    group_values = tuple((str(a), tuple(str(v) for v in values)) for a, values in group_values.items())
     age_bins = kwargs.get("age_bins", (25, 50, 75))
     try:
         age_bins = increasing_numbers(list(age_bins) if isinstance(age_bins, Sequence) else age_bins)
     except Invalid as error:
         raise ValueError(f"reward_kwargs.age_bins={age_bins!r} is not valid: expected {error}") from None
+    group_values = _group_values(kwargs.get("group_values") or _default_group_values(age_bins), age_bins)
     return {
         "format_weight": float(weight),
-        "require_think": bool(kwargs.get("require_think", False)),
+        "require_think": require_think,
+        "multi_label": multi_label,
         "synonyms": synonym_table(synonyms),
         "group_values": group_values,
+        "groups": _group_keys(group_values),
         "labeler": GroupLabeler([a for a, _ in group_values], age_bins),
     }
+
+
+def _default_group_values(age_bins: tuple[float, ...]) -> dict[str, tuple[str, ...]]:
+    return {"sex": ("F", "M"), "age": _age_groups(age_bins)}
+
+
+def _age_groups(age_bins: tuple[float, ...]) -> tuple[str, ...]:
+    return tuple(f"A{i + 1}" for i in range(len(age_bins) + 1))
+
+
+def _group_values(raw: Any, age_bins: tuple[float, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(attribute, values) pairs of ``group_values``, each value as the group labels name it (woman -> F)."""
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(v, Sequence) and not isinstance(v, str) for v in raw.values()
+    ):
+        raise ValueError(
+            f"reward_kwargs.group_values={raw!r} is not valid: expected a mapping of attribute to a "
+            "list of values, e.g. {sex: [F, M], age: [A1, A2, A3, A4]}"
+        )
+    pairs = []
+    for attribute, values in raw.items():
+        named = []
+        for value in values:
+            label = _group_label(str(attribute), value, age_bins)
+            if label not in named:
+                named.append(label)
+        pairs.append((str(attribute), tuple(named)))
+    return tuple(pairs)
+
+
+def _group_label(attribute: str, value: Any, age_bins: tuple[float, ...]) -> str:
+    """A ``group_values`` value as a sample's group names it; raises when no sample's group can be it."""
+    bins = _age_groups(age_bins)
+    label = demographics.sex(value)[0] if attribute == "sex" else str(value).strip()
+    if attribute == "sex" and label is None:
+        allowed = "F or M (or female, woman, male, man)"
+    elif attribute == "age" and label not in bins:
+        allowed = f"one of {', '.join(bins)} (the bins of age_bins={list(age_bins)})"
+    else:
+        return label
+    raise ValueError(
+        f"reward_kwargs.group_values.{attribute} has {value!r}, which no sample's group can be: expected {allowed}"
+    )
 
 
 def _group_keys(group_values: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, str, str]]:

@@ -145,7 +145,7 @@ def test_adversarial_megabyte_inputs(response):
 def test_thread_safe_under_a_pool():
     from concurrent.futures import ThreadPoolExecutor
 
-    cases = [("\\boxed{Mass}", "Mass", 1.0), ("\\boxed{Edema, Mass}", "Mass", 2 / 3)] * 200
+    cases = [("\\boxed{Mass}", "Mass", 1.0), ("\\boxed{Edema, Mass}", "Mass, Nodule", 0.5)] * 200
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda c: compute_score("x", c[0], c[1])["acc"], cases))
     assert got == pytest.approx([c[2] for c in cases])
@@ -195,3 +195,75 @@ def test_through_verls_reward_loop(path):
     info = result["reward_extra_info"]
     assert set(info) == KEYS and info["acc_grp_sex_M"] == 1.0 and info["acc_grp_age_A4"] == 1.0
     assert info["acc_grp_sex_F"] is None and info["group"] == "M,A4"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "\\boxed{\\text{Pneumonia}}",
+        "\\boxed{\\textbf{pneumonia}}",
+        "<answer>**Pneumonia**</answer>",
+        "The answer is **Pneumonia**.",
+        "Final answer: *pneumonia*",
+        "\\boxed{\\mathrm{Pneumonia}}",
+    ],
+)
+def test_answer_formats_of_instruction_tuned_models_score(answer):
+    assert compute_score("x", answer, "pneumonia")["acc"] == 1.0
+
+
+def test_a_hedge_on_a_single_label_task_scores_zero():
+    assert compute_score("x", "\\boxed{melanoma, nevus}", "melanoma")["acc"] == 0.0
+    labels = "melanoma, nevus, bcc, akiec, df, vasc, bkl"
+    assert compute_score("x", f"\\boxed{{{labels}}}", "melanoma")["score"] == 0.0
+
+
+def test_multi_label_tasks_keep_set_f1_from_extra_info_or_the_setting():
+    flagged = {"multi_label": True}
+    assert compute_score("x", "\\boxed{Edema, Mass}", "Mass", flagged)["acc"] == pytest.approx(2 / 3)
+    assert compute_score("x", "\\boxed{Edema, Mass}", "Mass", {"multi_label": np.bool_(True)})["acc"] == pytest.approx(
+        2 / 3
+    )
+    assert compute_score("x", "\\boxed{Edema, Mass}", "Mass", multi_label=True)["acc"] == pytest.approx(2 / 3)
+    assert compute_score("x", "\\boxed{Edema, Mass}", "Mass, Nodule")["acc"] == pytest.approx(0.5)
+    assert compute_score("x", "\\boxed{Edema, Mass}", "Mass, Nodule", multi_label=False)["acc"] == 0.0
+    assert compute_score("x", "\\boxed{Edema, Mass}", "Mass", {"multi_label": False}, multi_label=True)["acc"] > 0
+
+
+def test_numbers_keep_their_value():
+    assert compute_score("x", "\\boxed{1}", 1.0)["acc"] == 1.0
+    assert compute_score("x", "\\boxed{1.0}", "1")["acc"] == 1.0
+
+
+def test_sex_values_are_read_as_prepare_reads_them():
+    out = compute_score("x", "\\boxed{a}", "a", {"sex": "woman", "age": 30}, group_values={"sex": ["woman", "M"]})
+    assert out["group_sex"] == "F" and out["acc_grp_sex_F"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "settings,named",
+    [
+        ({"synonyms": ["normal"]}, "reward_kwargs.synonyms"),
+        ({"age_bins": "abc"}, "reward_kwargs.age_bins"),
+        ({"multi_label": "maybe"}, "reward_kwargs.multi_label"),
+        ({"require_think": "yes"}, "reward_kwargs.require_think"),
+        ({"group_values": {"age": ["A9"]}}, "reward_kwargs.group_values.age"),
+        ({"group_values": {"sex": ["W"]}}, "reward_kwargs.group_values.sex"),
+    ],
+)
+def test_bad_settings_are_named(settings, named):
+    with pytest.raises(ValueError, match=named.replace(".", r"\.")):
+        compute_score("x", "\\boxed{a}", "a", **settings)
+
+
+def test_settings_are_parsed_once_per_distinct_values(monkeypatch):
+    from verl_fair.reward_fns import clinical_diagnosis
+
+    calls = []
+    original = clinical_diagnosis._settings
+    monkeypatch.setattr(clinical_diagnosis, "_settings", lambda kw: calls.append(kw) or original(kw))
+    monkeypatch.setattr(clinical_diagnosis, "_parsed", {})
+    for _ in range(50):
+        compute_score("x", "\\boxed{a}", "a", synonyms={"b": "a"}, age_bins=[40])
+    compute_score("x", "\\boxed{a}", "a", synonyms={"b": "a"}, age_bins=[41])
+    assert len(calls) == 2
