@@ -73,3 +73,37 @@ def test_cli_reports_sizes_and_names_a_missing_column(tmp_path):
     assert "derm: 299/300 rows" in ok.stdout and "ARI" in ok.stdout and "1 rows had no usable" in ok.stdout
     bad = subprocess.run([*command, "--feature-column", "clip"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "column 'clip' is not in" in bad.stderr
+
+
+def test_one_odd_first_row_does_not_make_the_others_unusable(tmp_path):
+    rng = np.random.default_rng(3)
+    _parquet(tmp_path / "in.parquet", rng)
+    frame = pd.read_parquet(tmp_path / "in.parquet")
+    frame.at[1, "embedding"] = [1.0, 2.0, 3.0, 4.0, 5.0]  # the first usable row has another length
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    report = discover(tmp_path / "in.parquet", tmp_path / "out.parquet", "embedding", k=2)
+    assert report["rows_without_features"] == 2 and report["data_sources"]["derm"]["clustered"] == 298
+
+
+def test_extra_info_as_a_json_string_keeps_its_demographics_and_form(tmp_path):
+    rng = np.random.default_rng(4)
+    _parquet(tmp_path / "in.parquet", rng)
+    frame = pd.read_parquet(tmp_path / "in.parquet")
+    frame["extra_info"] = [json.dumps({"index": i, "sex": "F"}) for i in range(len(frame))]
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    discover(tmp_path / "in.parquet", tmp_path / "out.parquet", "embedding", k=2)
+    written = pd.read_parquet(tmp_path / "out.parquet")["extra_info"]
+    assert isinstance(written[5], str)
+    info = json.loads(written[5])
+    assert info["sex"] == "F" and info["index"] == 5 and info["fair_group"].startswith("cluster")
+
+
+@pytest.mark.parametrize("flag", ["--k-max", "--k"])
+def test_k_below_one_is_refused_by_name(tmp_path, flag):
+    _parquet(tmp_path / "in.parquet", np.random.default_rng(0))
+    result = subprocess.run(
+        [sys.executable, "-m", "verl_fair.cli", "discover", tmp_path / "in.parquet", "--output",
+         tmp_path / "o.parquet", "--feature-column", "embedding", flag, "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and flag in result.stderr and "below 1" in result.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from verl_fair.cli.args import at_least
+
 
 def run(args: argparse.Namespace) -> int:
     """Cluster per-sample feature vectors (e.g. image embeddings) into extra_info.fair_group, per data source."""
@@ -41,8 +43,8 @@ def add_parser(commands) -> None:
     found.add_argument("input", help="a verl parquet file with a feature column")
     found.add_argument("--output", required=True, help="the parquet to write (with extra_info.fair_group)")
     found.add_argument("--feature-column", required=True, help="column holding one vector per row")
-    found.add_argument("--k", type=int, default=None, help="clusters per data source (default: elbow rule)")
-    found.add_argument("--k-max", type=int, default=8, help="largest k the elbow rule may choose")
+    found.add_argument("--k", type=at_least(1), default=None, help="clusters per data source (default: elbow rule)")
+    found.add_argument("--k-max", type=at_least(1), default=8, help="largest k the elbow rule may choose")
     found.add_argument("--seed", type=int, default=0)
     found.add_argument("--prefix", default="cluster", help="group names are <prefix><id>")
     found.add_argument("--data-source-key", default="data_source")

@@ -3,8 +3,9 @@
 For data without demographic labels, groups can be found before training from features the user
 provides (image embeddings, say) in a parquet column. Per data source, k-means (k fixed, or chosen
 by the elbow rule up to ``k_max``) assigns each row a group ``<prefix><id>``, which FairGRPO then
-uses as the row's explicit group. Rows without a usable feature vector are left without a group
-(UNK) and counted. When rows also carry demographic labels, the report gives the adjusted Rand index
+uses as the row's explicit group. A data source's vector length is its commonest one; rows without a
+usable vector of that length are left without a group (UNK) and counted. An ``extra_info`` stored as
+a JSON string keeps that form. When rows also carry demographic labels, the report gives the adjusted Rand index
 and normalised mutual information of the clusters against them.
 """
 
@@ -18,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from verl_fair.groups.labels import UNK, group_key
-from verl_fair.groups.latent import select_k_elbow
+from verl_fair.groups.labels import UNK, as_mapping, group_key
+from verl_fair.groups.latent import modal_length, select_k_elbow
 
 
 def _vector(value: Any, dim: int | None) -> np.ndarray | None:
@@ -67,15 +68,28 @@ def discover(
     for column in (feature_column, data_source_key):
         if column not in frame.columns:
             raise ValueError(f"column {column!r} is not in {input_path}; it has {sorted(frame.columns)}")
-    infos = [dict(info) if isinstance(info, dict) else {} for info in frame.get("extra_info", [None] * len(frame))]
+    if (k is not None and k < 1) or k_max < 1:
+        raise ValueError(f"k={k} and k_max={k_max}: both must be at least 1 (--k, --k-max)")
+    raw = list(frame["extra_info"]) if "extra_info" in frame.columns else [None] * len(frame)
+    as_text = [isinstance(info, (str, bytes)) for info in raw]
+    infos = []
+    for row, info in enumerate(raw):
+        found = as_mapping(info)
+        if found is None and info is not None and not (isinstance(info, float) and np.isnan(info)):
+            raise ValueError(
+                f"{input_path} row {row}: extra_info is {str(info)[:80]!r}, neither a mapping nor a JSON object; "
+                "fix the row or drop it"
+            )
+        infos.append(dict(found or {}))
     already = sum(1 for info in infos if info.get("fair_group") not in (None, ""))
     if already and not overwrite:
         raise ValueError(f"{already} rows already have extra_info.fair_group; pass --overwrite to replace them")
     report: dict[str, Any] = {"data_sources": {}, "rows_without_features": 0}
     for source in tqdm(sorted(frame[data_source_key].astype(str).unique()), desc="clustering", unit="source"):
         rows = np.flatnonzero(frame[data_source_key].astype(str).to_numpy() == source)
-        first = next((v for v in (_vector(frame[feature_column].iloc[r], None) for r in rows) if v is not None), None)
-        vectors = [_vector(frame[feature_column].iloc[r], None if first is None else first.size) for r in rows]
+        found = [_vector(frame[feature_column].iloc[r], None) for r in rows]
+        dim = modal_length([v for v in found if v is not None]) if any(v is not None for v in found) else None
+        vectors = [v if v is not None and v.size == dim else None for v in found]
         usable = [r for r, v in zip(rows, vectors, strict=True) if v is not None]
         report["rows_without_features"] += len(rows) - len(usable)
         for r in rows:
@@ -96,7 +110,7 @@ def discover(
             entry["ari"] = float(adjusted_rand_score([truth[i] for i in known], [labels[i] for i in known]))
             entry["nmi"] = float(normalized_mutual_info_score([truth[i] for i in known], [labels[i] for i in known]))
         report["data_sources"][source] = entry
-    frame["extra_info"] = infos
+    frame["extra_info"] = [json.dumps(i) if text else i for i, text in zip(infos, as_text, strict=True)]
     output_path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(output_path, index=False)
     output_path.with_suffix(".discover.json").write_text(json.dumps(report, indent=2))
