@@ -62,6 +62,7 @@ SEARCH_WINDOW = 100_000
 VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict"})
 DOMAIN_KEY = "domain"  # the returned key holding the sample's data source
 SETTINGS = frozenset({"format_weight", "require_think", "multi_label", "synonyms", "group_values", "age_bins"})
+DEFAULT_AGE_BINS = (25, 50, 75)
 CACHE_SIZE = 64  # distinct settings kept parsed
 
 _ANSWER_PREFIX = re.compile(r"answer\s*(?:is\b\s*[:\-]?|[:\-])", re.IGNORECASE)
@@ -226,7 +227,7 @@ def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
             f"reward_kwargs.synonyms={synonyms!r} is not valid: expected a mapping of alias to name, "
             "e.g. {normal: no finding}"
         )
-    age_bins = kwargs.get("age_bins", (25, 50, 75))
+    age_bins = kwargs.get("age_bins", DEFAULT_AGE_BINS)
     try:
         age_bins = increasing_numbers(list(age_bins) if isinstance(age_bins, Sequence) else age_bins)
     except Invalid as error:

@@ -56,6 +56,7 @@ def _doctor(*args):
         ((), "v1 trainer: labelled"),
         (("--config-name", "ppo_trainer", "algorithm.adv_estimator=fair_grpo"), "LABEL-FREE"),
         (("--config-name", "ppo_trainer", "algorithm.adv_estimator=grpo"), "verl-fair stays idle"),
+        (("algorithm.fair_grpo.variant=official",), "assumes non-negative rewards"),
     ],
 )
 def test_doctor_says_what_the_run_will_do(args, expected):
@@ -68,6 +69,17 @@ def test_doctor_says_what_the_run_will_do(args, expected):
     ("args", "expected"),
     [
         (("algorithm.fair_grpo.variant=fast",), "variant='fast'"),
+        (("algorithm.adv_estimator=fair_grpoo",), "Did you mean 'fair_grpo'?"),
+        (("reward.custom_reward_function.reward_kwargs.age_bins=[40,60]",), "reward_kwargs.age_bins=[40, 60]"),
+        (("+reward.custom_reward_function.reward_kwargs.group_values.race=[a,b]",), "has ['race']"),
+        (
+            (
+                "algorithm.fair_grpo.cluster.seed=-5",
+                "algorithm.fair_grpo.epsilon=1e9",
+                "algorithm.fair_grpo.cluster.k_max=50",
+            ),
+            "3 problems in algorithm.fair_grpo",
+        ),
         (("trainer.use_v1=False",), "VERL_FAIR_LEGACY_ADAPTER=1"),
         (
             ("~trainer.v1.sampler.sampler_kwargs.fair_grpo", "algorithm.fair_grpo.group_attributes=[race]"),

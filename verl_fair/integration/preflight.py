@@ -5,6 +5,7 @@ Used by ``verl-fair doctor`` before a run and by the checkpoint callback when th
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 
@@ -30,7 +31,16 @@ def plan_run(config) -> RunPlan:
     plan = RunPlan()
     algorithm = config.algorithm
     if algorithm.adv_estimator != "fair_grpo":
-        plan.facts.append(f"algorithm.adv_estimator={algorithm.adv_estimator}: verl-fair stays idle.")
+        known = _registered_estimators()
+        if known and str(algorithm.adv_estimator) not in known:
+            close = difflib.get_close_matches(str(algorithm.adv_estimator), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            plan.problems.append(
+                f"algorithm.adv_estimator={algorithm.adv_estimator!r} is no advantage estimator verl knows.{hint} "
+                f"Registered: {sorted(known)}."
+            )
+        else:
+            plan.facts.append(f"algorithm.adv_estimator={algorithm.adv_estimator}: verl-fair stays idle.")
         return plan
     try:
         fair = FairGRPOConfig.from_algorithm(algorithm)
@@ -41,6 +51,12 @@ def plan_run(config) -> RunPlan:
         f"fair_grpo: variant={fair.variant}, weighting={fair.weighting}, history={fair.history.mode}, "
         f"groups from {list(fair.group_attributes)} within {fair.data_source_key!r}."
     )
+    if fair.variant == "official":
+        plan.facts.append(
+            "variant=official assumes non-negative rewards (the authors' code divides by mean rewards); with "
+            "negative rewards its advantages can disagree in sign with GRPO's, and the estimator warns once."
+        )
+    _check_reward(config, fair, plan)
     if config.trainer.get("use_v1", True):
         _plan_v1(config, fair, plan)
     elif legacy.requested():
@@ -96,4 +112,36 @@ def _plan_v1(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
         plan.facts.append(
             "FairGRPO state is NOT checkpointed: a resumed run restarts its group statistics. "
             f"Set trainer.checkpoint_callback_class={CALLBACK}."
+        )
+
+
+def _registered_estimators() -> list[str]:
+    """verl's registered advantage estimator names (with fair_grpo once the plugin is loaded)."""
+    try:
+        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+    except ImportError:
+        return []
+    return list(ADV_ESTIMATOR_REGISTRY)
+
+
+def _check_reward(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
+    """The clinical reward's groups must be the estimator's: same age bins, attributes it groups by."""
+    reward = (config.get("reward", None) or {}).get("custom_reward_function", None) or {}
+    if "clinical_diagnosis" not in str(reward.get("path", "") or ""):
+        return
+    from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_AGE_BINS
+
+    kwargs = reward.get("reward_kwargs", None) or {}
+    bins = kwargs.get("age_bins", None) or DEFAULT_AGE_BINS
+    if tuple(float(b) for b in bins) != tuple(float(b) for b in fair.age_bins):
+        plan.problems.append(
+            f"reward.custom_reward_function.reward_kwargs.age_bins={list(bins)} differs from "
+            f"algorithm.fair_grpo.age_bins={list(fair.age_bins)}: the per-group validation metrics would name "
+            "other groups than training uses. Set both to the same bins."
+        )
+    extra = sorted(set(kwargs.get("group_values", None) or {}) - set(fair.group_attributes))
+    if extra:
+        plan.problems.append(
+            f"reward.custom_reward_function.reward_kwargs.group_values has {extra}, which are not in "
+            f"algorithm.fair_grpo.group_attributes={list(fair.group_attributes)}: add them there or remove them."
         )
