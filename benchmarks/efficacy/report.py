@@ -236,6 +236,15 @@ def markdown(results: dict) -> str:
     return "\n".join([*lines, *_goal_lines(results)])
 
 
+def _save(figure, title: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def _plot_tradeoff(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -249,10 +258,11 @@ def _plot_tradeoff(results: dict, path: Path) -> None:
         axis.set_xlabel(f"{gap} gap (points, lower is fairer)")
         axis.set_ylabel("F1 of the positive class")
     axes[0][0].legend(fontsize=8)
-    figure.suptitle(f"F1 against the gaps across each rule's strength ({results['meta'].get('curve_task', GOAL_TASK)})")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save(
+        figure,
+        f"F1 against the gaps across each rule's strength ({results['meta'].get('curve_task', GOAL_TASK)})",
+        path,
+    )
 
 
 def _plot_paired(results: dict, task: str, path: Path) -> None:
@@ -271,10 +281,7 @@ def _plot_paired(results: dict, task: str, path: Path) -> None:
         axis.axvline(0, color="grey", linewidth=0.8)
         axis.set_title(f"{metric}: arm - GRPO")
     axes[0].set_yticks(np.arange(len(arms)), arms)
-    figure.suptitle(f"{task}: paired differences against GRPO, 95 % bootstrap intervals")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save(figure, f"{task}: paired differences against GRPO, 95 % bootstrap intervals", path)
 
 
 def _plot_signal(results: dict, task: str, path: Path) -> None:
@@ -291,10 +298,7 @@ def _plot_signal(results: dict, task: str, path: Path) -> None:
     for axis in axes:
         axis.set_xlabel("step")
     axes[1].legend(fontsize=7)
-    figure.suptitle(f"{task}: training signal, mean over seeds")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save(figure, f"{task}: training signal, mean over seeds", path)
 
 
 def write(results: dict, folder: Path) -> None:

@@ -23,12 +23,12 @@ from verl_fair.groups.labels import UNK, as_mapping, group_key
 from verl_fair.groups.latent import modal_length, select_k_elbow
 
 
-def _vector(value: Any, dim: int | None) -> np.ndarray | None:
+def _vector(value: Any) -> np.ndarray | None:
     try:
         vector = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         return None
-    if vector.size == 0 or not np.all(np.isfinite(vector)) or (dim is not None and vector.size != dim):
+    if vector.size == 0 or not np.all(np.isfinite(vector)):
         return None
     return vector
 
@@ -87,7 +87,7 @@ def discover(
     report: dict[str, Any] = {"data_sources": {}, "rows_without_features": 0}
     for source in tqdm(sorted(frame[data_source_key].astype(str).unique()), desc="clustering", unit="source"):
         rows = np.flatnonzero(frame[data_source_key].astype(str).to_numpy() == source)
-        found = [_vector(frame[feature_column].iloc[r], None) for r in rows]
+        found = [_vector(frame[feature_column].iloc[r]) for r in rows]
         dim = modal_length([v for v in found if v is not None]) if any(v is not None for v in found) else None
         vectors = [v if v is not None and v.size == dim else None for v in found]
         usable = [r for r, v in zip(rows, vectors, strict=True) if v is not None]

@@ -99,8 +99,7 @@ class Predictions:
         """The positive class, or the classes with at least one gold positive in ``rows`` (default: all)."""
         if self.positive is not None:
             return [self.positive]
-        rows = self.frame if rows is None else rows
-        return sorted(set().union(*pd.unique(rows["y_true"])))
+        return gold_classes(self.frame if rows is None else rows)
 
     def member(self, column: str, label: str, rows: pd.DataFrame) -> np.ndarray:
         """Whether ``label`` is in ``column`` (y_true or y_pred) for each of ``rows`` (a subset of the frame),
@@ -110,6 +109,11 @@ class Predictions:
             codes, sets = pd.factorize(self.frame[column])
             self._members[key] = np.array([label in s for s in sets], dtype=bool)[codes]
         return self._members[key][rows.index.to_numpy()]
+
+
+def gold_classes(rows: pd.DataFrame) -> list[str]:
+    """The labels with at least one gold positive in ``rows``, sorted."""
+    return sorted(set().union(*pd.unique(rows["y_true"])))
 
 
 def _rate(numerator: float, denominator: float) -> float:
@@ -129,7 +133,7 @@ def _confusion(predictions: Predictions, rows: pd.DataFrame, label: str) -> tupl
 def paper_group_metrics(predictions: Predictions, rows: pd.DataFrame) -> dict[str, float] | None:
     """The paper's per-group numbers: macro means over classes with a gold positive in the group (both
     labels of a binary task, whatever its positive class)."""
-    classes = sorted(set().union(*pd.unique(rows["y_true"])))
+    classes = gold_classes(rows)
     if not classes:
         return None
     per_class = []

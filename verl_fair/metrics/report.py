@@ -160,7 +160,8 @@ def _group_name(value: Any) -> str:
 
 def _positive_class(gold: pd.Series, columns: Columns, synonyms: dict[str, str]) -> str | None:
     """The given positive label, or the first of a binary pair that holds every gold answer; else None."""
-    labels = set().union(*pd.unique(gold))
+    answers = pd.unique(gold)
+    labels = set().union(*answers)
     if columns.positive is not None:
         positive = normalise_label(columns.positive, synonyms)
         if positive not in labels:
@@ -169,7 +170,7 @@ def _positive_class(gold: pd.Series, columns: Columns, synonyms: dict[str, str])
                 f"{sorted(labels)[:20]}. Give one of them."
             )
         return positive
-    if any(len(s) > 1 for s in pd.unique(gold)):
+    if any(len(s) > 1 for s in answers):
         return None
     return next((pos for pos, neg in BINARY_PAIRS if labels and labels <= {pos, neg}), None)
 
