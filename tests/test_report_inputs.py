@@ -101,6 +101,20 @@ def test_a_malformed_jsonl_line_names_file_and_line(tmp_path):
     assert result.returncode == 2 and "10.jsonl:3: not valid JSON" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("empty.jsonl", "", "holds no predictions"),
+        ("header.csv", "gts,pred,group_sex\n", "holds no predictions"),
+        ("arrays.jsonl", "[1, 2]\n", "arrays.jsonl:1: expected a JSON object per line, found list"),
+    ],
+)
+def test_empty_inputs_and_lines_that_are_not_objects_are_named(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    result = _cli(tmp_path / name, "--output", tmp_path / "out")
+    assert result.returncode == 2 and message in result.stderr and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("flag,value", [("--bootstrap", "-5"), ("--min-group-size", "0"), ("--worst-k", "0")])
 def test_bad_numbers_stop_before_anything_is_written(tmp_path, flag, value):
     _binary_table()[0].to_csv(tmp_path / "p.csv", index=False)

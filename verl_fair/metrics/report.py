@@ -81,10 +81,13 @@ def read_table(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, keep_default_na=False)
     if path.suffix in (".jsonl", ".json"):
         try:
-            return pd.read_json(path, lines=True)
+            table = pd.read_json(path, lines=True)
         except ValueError:
             _raise_bad_line(path)
             raise
+        if not all(isinstance(c, str) for c in table.columns):  # lines that are arrays, not objects
+            _raise_bad_line(path)
+        return table
     raise ValueError(f"{path}: expected a folder of verl dumps, .jsonl, .csv or .parquet")
 
 
@@ -113,6 +116,8 @@ def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
     """Rows with data_source, step, y_true, y_pred (label sets), one column per attribute, reward components;
     ``attrs`` hold the attributes and the positive class (None unless the task is binary)."""
     table = pd.concat([read_table(Path(p)) for p in paths], ignore_index=True)
+    if table.empty:
+        raise ValueError(f"{', '.join(map(str, paths))} holds no predictions")
     groups = columns.groups or {c[len("group_") :]: c for c in table.columns if c.startswith("group_")}
     missing = [c for c in (columns.label, columns.prediction, *groups.values()) if c not in table.columns]
     if missing or not groups:
