@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from verl_fair.cli.args import pairs
+from verl_fair.groups.labels import AGE_BINS
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             report=report,
             balance=args.balance,
             group_attributes=args.group_attributes,
+            age_bins=args.age_bins,
             overwrite=args.overwrite,
             min_group_size=args.min_group_size,
             inputs=inputs,
@@ -124,6 +126,13 @@ def add_parser(commands) -> None:
         nargs="+",
         default=["sex", "age"],
         help="attributes whose combination is a group (for the group counts and --balance)",
+    )
+    parser.add_argument(
+        "--age-bins",
+        nargs="+",
+        type=float,
+        default=list(AGE_BINS),
+        help="upper edges of the age bins A1.. for the group counts (the estimator's algorithm.fair_grpo.age_bins)",
     )
     table = parser.add_argument_group("table")
     table.add_argument("--data-source", help="the data source (domain) of every row")

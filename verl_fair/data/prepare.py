@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verl_fair.groups.labels import UNK, group_key
+from verl_fair.groups.labels import AGE_BINS, UNK, group_key
 from verl_fair.normalise import demographics as normalise
 from verl_fair.normalise.diagnosis import LABEL_SEPARATORS, split_labels, synonym_table
 
@@ -547,14 +547,16 @@ def check(example: Example, embed_images: bool = True) -> list:
     return images
 
 
-def balanced(rows: list[dict], seed: int, group_attributes: Sequence[str]) -> list[dict]:
+def balanced(
+    rows: list[dict], seed: int, group_attributes: Sequence[str], age_bins: Sequence[float] = AGE_BINS
+) -> list[dict]:
     """Oversample every labelled (data source, group) to its data source's largest group (the resampling
     baseline, GRPO+RS); UNK rows are kept once. Deterministic for a seed."""
     import random
 
     by_group: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
-        key = (row["data_source"], group_key(row["extra_info"], group_attributes))
+        key = (row["data_source"], group_key(row["extra_info"], group_attributes, age_bins))
         by_group.setdefault(key, []).append(row)
     largest = Counter()
     for (source, group), members in by_group.items():
@@ -636,6 +638,7 @@ def prepare(
     report: Report,
     total: int | None = None,
     group_attributes: Sequence[str] = ("sex", "age"),
+    age_bins: Sequence[float] = AGE_BINS,
     balance: bool = False,
     overwrite: bool = False,
     min_group_size: int = 30,
@@ -682,7 +685,7 @@ def prepare(
         rows[split].append(row)
         used_images += item.images
         report.written[split] += 1
-        report.groups[(item.data_source, group_key(row["extra_info"], group_attributes))] += 1
+        report.groups[(item.data_source, group_key(row["extra_info"], group_attributes, age_bins))] += 1
         key = (item.data_source, item.source_id)
         seen_ids[key] += 1
         if seen_ids[key] == 2:
@@ -699,7 +702,7 @@ def prepare(
         _refuse_deleting(output, kept, used_images, "the image")
     text_only = not any(row["images"] for split_rows in rows.values() for row in split_rows)
     if balance:
-        rows["train_balanced"] = balanced(rows["train"], seed, group_attributes)
+        rows["train_balanced"] = balanced(rows["train"], seed, group_attributes, age_bins)
         report.written["train_balanced"] = len(rows["train_balanced"])
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.partial-{uuid.uuid4().hex[:8]}")

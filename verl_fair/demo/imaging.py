@@ -21,23 +21,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from verl_fair.demo import patients
 from verl_fair.demo.model import Example
 
 DATA_SOURCE = "chest_scan"
 LABELS = ("nodule", "normal")
 QUESTION = "Is there a nodule in this chest scan? Options: nodule, normal."
-ATTRIBUTES = ("sex", "age")
-AGE_SPLIT = 50  # the demo's age bins: under 50 (A1), 50 and over (A2)
 SIZES = ((112, 112), (128, 100), (140, 112))  # (width, height); 128 x 100 is resized to the 28-pixel grid
 TABLE = "patients.csv"
-
-# the task's groups (sex, age under / over 50) for the shipped config's estimator and reward
-TASK_OVERRIDES = (
-    f"algorithm.fair_grpo.group_attributes=[{','.join(ATTRIBUTES)}]",
-    f"algorithm.fair_grpo.age_bins=[{AGE_SPLIT}]",
-    "~reward.custom_reward_function.reward_kwargs.group_values",
-    "+reward.custom_reward_function.reward_kwargs.group_values={sex:[F,M],age:[A1,A2]}",
-)
 
 
 @dataclass(frozen=True)
@@ -50,7 +41,7 @@ class Marker:
 
 def marker(sex: str, age: int) -> Marker:
     """Fainter for women, smaller from age 50: the minority's findings are the harder ones to see."""
-    return Marker(contrast=30.0 if sex == "F" else 80.0, radius=5.0 if age >= AGE_SPLIT else 9.0)
+    return Marker(contrast=30.0 if sex == "F" else 80.0, radius=5.0 if age >= patients.AGE_SPLIT else 9.0)
 
 
 def scan(rng: np.random.Generator, size: tuple[int, int], nodule: Marker | None) -> np.ndarray:
@@ -94,38 +85,11 @@ def write_task(folder: str | Path, patients: int = 240, female_share: float = 0.
     return path
 
 
-def prepare_arguments(table: Path) -> list[str]:
-    """``verl-fair prepare`` arguments that turn :func:`write_task`'s table into verl parquet files with the
-    image bytes embedded."""
-    return [
-        "prepare",
-        "table",
-        str(table),
-        "--data-source",
-        DATA_SOURCE,
-        "--label-column",
-        "finding",
-        "--image-column",
-        "image",
-        "--sex-column",
-        "sex",
-        "--age-column",
-        "age",
-        "--id-column",
-        "patient",
-        "--question",
-        QUESTION,
-        "--group-attributes",
-        *ATTRIBUTES,
-    ]
-
-
 def prepare(folder: str | Path, options: list[str], seed: int = 0) -> int:
     """Write the task into ``folder`` and run ``verl-fair prepare`` on it with ``options`` (at least
     ``--output FOLDER``); its exit code."""
-    from verl_fair.cli import main
-
-    return main([*prepare_arguments(write_task(folder, seed=seed)), *options])
+    table = write_task(folder, seed=seed)
+    return patients.prepare(table, DATA_SOURCE, "finding", QUESTION, ["--image-column", "image", *options])
 
 
 def build_inputs(workdir: Path, seed: int = 0) -> None:

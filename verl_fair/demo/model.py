@@ -2,10 +2,10 @@
 
 A byte-level BPE tokenizer trained on the task's own prompts, with a ChatML chat template (EOS
 ``<|im_end|>``, pad ``<|endoftext|>``); a random 2-layer Qwen2 (hidden 64, about 0.2 M parameters);
-and a short supervised warm start on a skewed share of the training prompts, so that answers are
-well formed (``\\boxed{<diagnosis>}``), rewards vary between rollouts, and the minority group starts
-out worse. Model, tokenizer and generation config are saved with ``save_pretrained`` to one folder
-that verl loads like any Hugging Face model.
+and a short supervised warm start on the task's historical records, so that answers are well formed
+(``\\boxed{<diagnosis>}``) and the model starts out with the records' mistakes. Model, tokenizer and
+generation config are saved with ``save_pretrained`` to one folder that verl loads like any Hugging Face
+model.
 """
 
 from __future__ import annotations
@@ -126,13 +126,13 @@ def skewed(examples: Sequence[Example], majority: str, share: float, size: int, 
     return [rng.choice(major) for _ in range(take)] + [rng.choice(minor) for _ in range(size - take)]
 
 
-def build(folder: str | Path, examples: Sequence[Example], majority: str, epochs: int = 4, seed: int = 0) -> Path:
-    """Train the tokenizer, warm-start the model on a skewed sample and save both to ``folder``."""
+def build(folder: str | Path, examples: Sequence[Example], epochs: int = 12, seed: int = 0) -> Path:
+    """Train the tokenizer on ``examples``, warm-start the model on them and save both to ``folder``."""
     folder = Path(folder)
     texts = [m["content"] for e in examples for m in e.messages] + [e.answer for e in examples]
     tokenizer = train_tokenizer(texts)
     model = random_model(tokenizer, seed)
-    warm_start(model, tokenizer, skewed(examples, majority, share=0.9, size=len(examples), seed=seed), epochs, seed)
+    warm_start(model, tokenizer, examples, epochs, seed)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -1,6 +1,6 @@
 """The CPU demo: a short FairGRPO training run with verl's real trainer on the embedded clinical task.
 
-    python -m verl_fair.demo [--steps 8] [--batch-size 16] [--n 4] [--output outputs/demo]
+    python -m verl_fair.demo [--steps 6] [--batch-size 16] [--n 4] [--output outputs/demo]
     python -m verl_fair.demo --modality image     # the same with images, into outputs/demo-image
 
 Builds the task (scikit-learn's diabetes cohort, :mod:`verl_fair.demo.data`) and a tiny warm-started
@@ -36,19 +36,10 @@ from pathlib import Path
 import psutil
 
 from verl_fair import cpu
-from verl_fair.demo import data, imaging, model, vlm
+from verl_fair.demo import imaging, model, patients, vignettes, vlm
 
 MIN_MEMORY_GB = 6.0  # available RAM a run needs: its processes peak at about 5 GB (benchmarks/RESULTS.md)
 TRAIN_FILES = ("train.parquet", "val.parquet")
-
-
-# the task's groups (sex code, age under / over 50) for the shipped config's estimator and reward
-TASK_OVERRIDES = (
-    f"algorithm.fair_grpo.group_attributes=[{','.join(data.ATTRIBUTES)}]",
-    "algorithm.fair_grpo.age_bins=[50]",
-    "~reward.custom_reward_function.reward_kwargs.group_values",
-    "+reward.custom_reward_function.reward_kwargs.group_values={sex_code:['1','2'],age:[A1,A2]}",
-)
 
 
 @dataclass(frozen=True)
@@ -59,11 +50,12 @@ class Modality:
     task_overrides: tuple[str, ...]
     model_overrides: tuple[str, ...]
     output: str
+    positive: str  # the positive class of the binary task, for the report
 
 
 MODALITIES = {
-    "text": Modality(TASK_OVERRIDES, (), "outputs/demo"),
-    "image": Modality(imaging.TASK_OVERRIDES, vlm.HYDRA_OVERRIDES, "outputs/demo-image"),
+    "text": Modality(patients.TASK_OVERRIDES, (), "outputs/demo", vignettes.LABELS[0]),
+    "image": Modality(patients.TASK_OVERRIDES, vlm.HYDRA_OVERRIDES, "outputs/demo-image", imaging.LABELS[0]),
 }
 
 
@@ -92,7 +84,7 @@ def run_overrides(
         f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro}",
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={micro}",
         f"actor_rollout_ref.rollout.n={n}",
-        "actor_rollout_ref.actor.optim.lr=3e-4",
+        "actor_rollout_ref.actor.optim.lr=1e-3",
         f"trainer.total_training_steps={steps}",
         f"trainer.test_freq={steps}",
         f"trainer.save_freq={save_freq or steps}",
@@ -129,15 +121,18 @@ def trainer_env(output: Path) -> dict[str, str]:
     }
 
 
-def build_inputs(workdir: Path, seed: int = 0, modality: str = "text") -> None:
-    """The task's parquet files in ``workdir/data`` and the warm-started tiny model in ``workdir/model``."""
+def build_inputs(workdir: Path, seed: int = 0, modality: str = "text", warm_epochs: int = 12) -> None:
+    """The task's parquet files in ``workdir/data`` and the tiny model in ``workdir/model``, warm-started for
+    ``warm_epochs`` on the text task's records (fewer: rewards vary on most prompts, not mainly the missed ones)."""
     if modality == "image":
         imaging.build_inputs(workdir, seed)
         return
-    code = data.prepare(["--output", str(workdir / "data"), "--val-fraction", "0.25", "--seed", str(seed)])
+    options = ["--output", str(workdir / "data"), "--val-fraction", "0.25", "--seed", str(seed)]
+    code = vignettes.prepare(workdir / "vignettes", options, seed=seed)
     if code:
         raise RuntimeError(f"preparing the demo data failed (exit code {code})")
-    model.build(workdir / "model", data.examples(workdir / "data" / TRAIN_FILES[0]), majority="1", seed=seed)
+    records = vignettes.examples(workdir / "data" / TRAIN_FILES[0], workdir / "vignettes" / vignettes.TABLE)
+    model.build(workdir / "model", records, epochs=warm_epochs, seed=seed)
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -184,34 +179,49 @@ def tree_memory_gb(pid: int) -> float:
 
 
 def group_table(records: list[dict]) -> str:
-    """Per (data source, group): prompts trained on, mean rollout reward in the first and second half of
-    the run, and FairGRPO's weight and share of the advantage mass at its last step."""
+    """Per (data source, group): prompts trained on and their share, mean rollout reward in the first and
+    second half of the run, FairGRPO's mean weight and the group's mean share of the advantage mass over the
+    steps the estimator reported (a share above the prompt share: the estimator leans towards the group)."""
     train = [r for r in records if r["step"] > 0]
     half = (len(train) + 1) // 2
     seen: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # prompts and reward sums per half
-    last: dict[str, dict[str, float]] = defaultdict(dict)
+    weights: dict[str, list[float]] = defaultdict(list)
+    shares: dict[str, float] = defaultdict(float)
+    reported = 0
     for index, record in enumerate(train):
+        reported += any(name.startswith("fair/estimator/") for name in record["data"])
         for name, value in record["data"].items():
             parts = name.split("/")
-            if name.startswith("fair/train/") and len(parts) == 5 and parts[4] == "prompts":
-                group = f"{parts[2]} {parts[3]}"
+            if len(parts) != 5:
+                continue
+            group = f"{parts[2]} {parts[3]}"
+            if name.startswith("fair/train/") and parts[4] == "prompts":
                 reward = record["data"][f"fair/train/{parts[2]}/{parts[3]}/reward_mean"]
                 slot = 0 if index < half else 2
                 seen[group][slot] += value
                 seen[group][slot + 1] += value * reward
-            elif name.startswith("fair/estimator/") and len(parts) == 5 and parts[4] in ("weight", "adv_share"):
-                last[f"{parts[2]} {parts[3]}"][parts[4]] = value
+            elif name.startswith("fair/estimator/") and parts[4] == "weight":
+                weights[group].append(value)
+            elif name.startswith("fair/estimator/") and parts[4] == "adv_share":
+                shares[group] += value
+    total = sum(first + second for first, _, second, _ in seen.values())
     rows = [
-        f"{'data source, group':<22}{'prompts':>8}{'reward 1st half':>17}{'2nd half':>10}"
-        f"{'FairGRPO weight':>17}{'adv share':>11}"
+        f"{'data source, group':<22}{'prompts':>8}{'share':>7}{'reward 1st half':>17}{'2nd half':>10}"
+        f"{'FairGRPO weight':>17}{'advantage share':>17}"
     ]
     for group in sorted(seen):
         first, first_sum, second, second_sum = seen[group]
+        weight = sum(weights[group]) / len(weights[group]) if weights[group] else None
+        share = shares[group] / reported if reported else None
         rows.append(
-            f"{group:<22}{first + second:>8.0f}{_mean(first_sum, first):>17}{_mean(second_sum, second):>10}"
-            f"{_number(last[group].get('weight')):>17}{_number(last[group].get('adv_share')):>11}"
+            f"{group:<22}{first + second:>8.0f}{_percent((first + second) / total):>7}{_mean(first_sum, first):>17}"
+            f"{_mean(second_sum, second):>10}{_number(weight):>17}{_percent(share):>17}"
         )
     return "\n".join(rows)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f} %"
 
 
 def _mean(total: float, count: float) -> str:
@@ -236,6 +246,21 @@ def validation_line(records: list[dict]) -> str:
     return f"validation (step {validations[0]['step']} -> {validations[-1]['step']}): " + ", ".join(parts)
 
 
+def gaps_line(report: dict) -> str:
+    """The report's gaps at the first and the last validation."""
+    steps = report.get("steps") or {}
+    if len(steps) < 2:
+        return "fairness gaps: one validation only"
+    first, last = (min(steps, key=int), max(steps, key=int))
+    names = {
+        "equal_opportunity_difference": "equal opportunity difference",
+        "equalized_odds_difference": "equalized odds difference",
+        "worst_group_accuracy": "worst-group accuracy",
+    }
+    parts = [f"{label} {_number(steps[first][key])} -> {_number(steps[last][key])}" for key, label in names.items()]
+    return f"fairness gaps (step {first} -> {last}, every attribute averaged): " + ", ".join(parts)
+
+
 def check_memory(required_gb: float) -> str | None:
     """A message when the machine has less available RAM than a run needs, else None."""
     available = psutil.virtual_memory().available / 1e9
@@ -250,7 +275,7 @@ def check_memory(required_gb: float) -> str | None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m verl_fair.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=8, help="training steps (validation before and after)")
+    parser.add_argument("--steps", type=int, default=6, help="training steps (validation before and after)")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per step")
     parser.add_argument("--n", type=int, default=4, help="rollouts per prompt")
     parser.add_argument(
@@ -264,12 +289,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--min-memory-gb", type=float, default=MIN_MEMORY_GB, help="stop at once when less RAM than this is available"
     )
     parser.add_argument(
+        "--compare-grpo",
+        action="store_true",
+        help="then train GRPO from the same model, data and seed and print FairGRPO's delta report against it",
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="more Hydra overrides for main_ppo, e.g. algorithm.fair_grpo.variant=official"
     )
     return parser.parse_args(argv)
 
 
+def train(command: list[str], output: Path, steps: int) -> tuple[list[dict], float] | int:
+    """One trainer run writing into ``output``: (its logged metrics, peak RAM in GB), or its exit code on failure."""
+    output.mkdir(parents=True, exist_ok=True)
+    log, metrics = output / "train.log", output / "metrics.jsonl"
+    print(f"      {cpu.PLATFORM_ENV}=cpu python {shlex.join(command[1:])}\n      trainer output: {log}")
+    code, peak = run_trainer(command, trainer_env(output), log, metrics, steps)
+    if code != 0:
+        tail = log.read_text(errors="replace").splitlines()[-40:]
+        print("\n".join(tail), file=sys.stderr)
+        print(f"verl-fair demo: the trainer failed (exit code {code}); its whole output is in {log}", file=sys.stderr)
+        return code
+    return read_metrics(metrics), peak
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from verl_fair.cli import main as cli
+
     args = parse_args(argv)
     problem = check_memory(args.min_memory_gb)
     if problem:
@@ -279,29 +325,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(workdir, ignore_errors=True)  # a fresh run: verl would otherwise resume the last one
     workdir.mkdir(parents=True)
     started = time.time()
-    print(f"[1/3] embedded task and tiny model -> {workdir}")
+    stages = 4 if args.compare_grpo else 3
+    print(f"[1/{stages}] embedded task and tiny model -> {workdir}")
     build_inputs(workdir, args.seed, args.modality)
-    overrides = run_overrides(
-        workdir, workdir, steps=args.steps, batch_size=args.batch_size, n=args.n, modality=args.modality
-    )
-    command = shipped_config_command([*overrides, *args.overrides], args.modality)
-    log, metrics = workdir / "train.log", workdir / "metrics.jsonl"
-    print(f"[2/3] {cpu.PLATFORM_ENV}=cpu python {shlex.join(command[1:])}\n      trainer output: {log}")
-    code, peak = run_trainer(command, trainer_env(workdir), log, metrics, args.steps)
-    if code != 0:
-        tail = log.read_text(errors="replace").splitlines()[-40:]
-        print("\n".join(tail), file=sys.stderr)
-        print(f"verl-fair demo: the trainer failed (exit code {code}); its whole output is in {log}", file=sys.stderr)
-        return code
-    records = read_metrics(metrics)
+
+    def command(output: Path, *extra: str) -> list[str]:
+        overrides = run_overrides(
+            workdir, output, steps=args.steps, batch_size=args.batch_size, n=args.n, modality=args.modality
+        )
+        return shipped_config_command([*overrides, *args.overrides, *extra], args.modality)
+
+    print(f"[2/{stages}] FairGRPO")
+    result = train(command(workdir), workdir, args.steps)
+    if isinstance(result, int):
+        return result
+    records, peak = result
     print(
-        f"\n[3/3] per-group training signal ({args.steps} steps, {time.time() - started:.0f} s, "
+        f"\n[3/{stages}] per-group training signal ({args.steps} steps, {time.time() - started:.0f} s, "
         f"peak RAM {peak:.1f} GB)\n"
     )
     print(group_table(records))
     print("\n" + validation_line(records))
     if args.modality == "image":
-        print(imaging.images_line(log.read_text(errors="replace")))
-    from verl_fair.cli import main as cli
-
-    return cli(["report", str(workdir / "validation"), "--output", str(workdir / "report")])
+        print(imaging.images_line((workdir / "train.log").read_text(errors="replace")))
+    positive = ["--positive-label", MODALITIES[args.modality].positive]
+    code = cli(["report", str(workdir / "validation"), "--output", str(workdir / "report"), *positive])
+    if code:
+        return code
+    print(gaps_line(json.loads((workdir / "report" / "report.json").read_text())))
+    if not args.compare_grpo:
+        return 0
+    print(f"\n[4/{stages}] GRPO from the same model, data and seed -> {workdir / 'grpo'}")
+    result = train(command(workdir / "grpo", "algorithm.adv_estimator=grpo"), workdir / "grpo", args.steps)
+    if isinstance(result, int):
+        return result
+    print(validation_line(result[0]).replace("validation", "GRPO validation", 1))
+    delta = workdir / "report" / "fair_grpo_vs_grpo"
+    code = cli(
+        ["report", "--compare", str(workdir / "grpo" / "validation"), str(workdir / "validation")]
+        + ["--output", str(delta), *positive]
+    )
+    if code == 0:
+        print((delta / "delta.md").read_text())
+    return code

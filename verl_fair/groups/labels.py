@@ -31,6 +31,7 @@ from verl_fair.normalise.diagnosis import label_key
 logger = logging.getLogger(__name__)
 
 UNK = "UNK"
+AGE_BINS = (25.0, 50.0, 75.0)  # upper edges of the age bins A1..A4 unless a run gives its own
 LABEL_FREE_DOMAIN = "default"  # the data source of prompts whose rows name none
 ABSENT = "absent"
 NOT_A_MAPPING = "extra_info not a mapping"
@@ -90,9 +91,7 @@ def _join(parts: Sequence[str]) -> str:
     return UNK if all(p == UNK for p in parts) else ",".join(parts)
 
 
-def group_key(
-    extra_info: Any, attributes: Sequence[str] = ("sex", "age"), age_bins: Sequence[float] = (25.0, 50.0, 75.0)
-) -> str:
+def group_key(extra_info: Any, attributes: Sequence[str] = ("sex", "age"), age_bins: Sequence[float] = AGE_BINS) -> str:
     """The intersectional group key of one row; UNK when no attribute is known."""
     return GroupLabeler(attributes, age_bins).key(extra_info)[0]
 

@@ -1,0 +1,48 @@
+"""What the demo's two tasks share: patients with a sex and an age, grouped by sex x age under / over 50,
+written as a table with ``patient``, ``sex`` and ``age`` columns and prepared with ``verl-fair prepare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ATTRIBUTES = ("sex", "age")
+AGE_SPLIT = 50  # the demo's age bins: under 50 (A1), 50 and over (A2)
+
+# the tasks' groups for the shipped config's estimator and reward
+TASK_OVERRIDES = (
+    f"algorithm.fair_grpo.group_attributes=[{','.join(ATTRIBUTES)}]",
+    f"algorithm.fair_grpo.age_bins=[{AGE_SPLIT}]",
+    "~reward.custom_reward_function.reward_kwargs.group_values",
+    "+reward.custom_reward_function.reward_kwargs.group_values={sex:[F,M],age:[A1,A2]}",
+)
+
+
+def prepare(table: Path, data_source: str, label_column: str, question: str, options: list[str]) -> int:
+    """``verl-fair prepare table`` on a patient table with ``options`` (at least ``--output FOLDER``, and
+    ``--image-column`` for scans); its exit code."""
+    from verl_fair.cli import main
+
+    return main(
+        [
+            "prepare",
+            "table",
+            str(table),
+            "--data-source",
+            data_source,
+            "--label-column",
+            label_column,
+            "--sex-column",
+            "sex",
+            "--age-column",
+            "age",
+            "--id-column",
+            "patient",
+            "--question",
+            question,
+            "--group-attributes",
+            *ATTRIBUTES,
+            "--age-bins",
+            str(AGE_SPLIT),
+            *options,
+        ]
+    )
