@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from verl_fair.algorithm.state import read_state
@@ -38,7 +39,15 @@ class Run:
         return {step: values for step, values in steps.items() if values}
 
 
-def main_ppo(inputs: Path, output: Path, command: list[str], env: dict | None = None, timeout: int = 600) -> Run:
+def main_ppo(
+    inputs: Path,
+    output: Path,
+    command: list[str],
+    env: dict | None = None,
+    timeout: int = 600,
+    also: Sequence[int] = (),
+) -> Run:
+    """The run, its peak memory summed with that of the process trees ``also`` (a pre-started cluster's nodes)."""
     output.mkdir(parents=True, exist_ok=True)
     started = time.time()
     log = output / "train.log"
@@ -52,7 +61,7 @@ def main_ppo(inputs: Path, output: Path, command: list[str], env: dict | None = 
         )
         peak = 0.0
         while process.poll() is None and time.time() - started < timeout:
-            peak = max(peak, demo.tree_memory_gb(process.pid))
+            peak = max(peak, sum(demo.tree_memory_gb(pid) for pid in (process.pid, *also)))
             time.sleep(1.0)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)  # with the Ray cluster it started

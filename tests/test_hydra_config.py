@@ -57,6 +57,8 @@ def _doctor(*args):
         (("--config-name", "ppo_trainer", "algorithm.adv_estimator=fair_grpo"), "LABEL-FREE"),
         (("--config-name", "ppo_trainer", "algorithm.adv_estimator=grpo"), "verl-fair stays idle"),
         (("algorithm.fair_grpo.variant=official",), "assumes non-negative rewards"),
+        (("trainer.v1.trainer_mode=colocate_async",), "colocate_async: the metadata sampler serves it"),
+        (("trainer.v1.trainer_mode=separate_async",), "separate_async is UNTESTED with FairGRPO"),
     ],
 )
 def test_doctor_says_what_the_run_will_do(args, expected):

@@ -24,13 +24,13 @@ CASES += [
 ESTIMATOR = {"grpo": "grpo", "grpo_resampling": "grpo", "rloo": "rloo", "reinforce_pp": "reinforce_plus_plus"}
 
 
-def _run(script, method, dry_run):
+def _run(script, method, dry_run, **env):
     return subprocess.run(
         ["bash", str(RECIPES / script), method],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**ENV, "DRY_RUN": dry_run},
+        env={**ENV, "DRY_RUN": dry_run, **env},
     )
 
 
@@ -64,3 +64,15 @@ def test_recipe_composes_with_matched_hyperparameters(script, method, lr, rollou
 def test_an_unknown_method_is_named():
     result = _run("run_qwen2_5_vl_7b.sh", "fairgrpo", "print")
     assert result.returncode != 0 and "unknown method 'fairgrpo'" in result.stderr
+
+
+@pytest.mark.parametrize("gpus", [{"N_GPUS_PER_NODE": "8"}, {"GPUS_PER_NODE": "8"}])
+def test_the_cluster_comes_from_the_environment(gpus):
+    cluster = {"RAY_ADDRESS": "10.1.2.3:6379", "NNODES": "2", **gpus}
+    composed = _run("run_qwen2_5_vl_7b.sh", "fair_grpo", "1", **cluster)
+    assert composed.returncode == 0, composed.stderr[-3000:]
+    job = yaml.safe_load(composed.stdout)
+    assert (job["trainer"]["nnodes"], job["trainer"]["n_gpus_per_node"]) == (2, 8)
+    assert "running on the Ray cluster at 10.1.2.3:6379: 2 node(s) x 8 GPU(s)" in composed.stderr
+    alone = _run("run_qwen2_5_vl_7b.sh", "fair_grpo", "print", RAY_ADDRESS="")
+    assert "running on a one-node Ray started for this run: 1 node(s) x 4 GPU(s)" in alone.stderr

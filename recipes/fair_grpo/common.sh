@@ -8,8 +8,10 @@ TRAIN_FILES=${TRAIN_FILES:-"[$DATA_DIR/chexpert/train.parquet,$DATA_DIR/hemorrha
 BALANCED_TRAIN_FILES=${BALANCED_TRAIN_FILES:-${TRAIN_FILES//train.parquet/train_balanced.parquet}}
 VAL_FILES=${VAL_FILES:-${TRAIN_FILES//train.parquet/val.parquet}}
 OUTPUT_DIR=${OUTPUT_DIR:-outputs}
+# the cluster: RAY_ADDRESS (read by ray.init itself; unset: a one-node Ray started for the run), NNODES nodes
+# with N_GPUS_PER_NODE GPUs each (GPUS_PER_NODE is the older name)
 NNODES=${NNODES:-1}
-GPUS_PER_NODE=${GPUS_PER_NODE:-4}
+N_GPUS_PER_NODE=${N_GPUS_PER_NODE:-${GPUS_PER_NODE:-4}}
 PROJECT=${PROJECT:-verl_fair}
 LOGGER=${LOGGER:-"[console,wandb]"}
 EPOCHS=${EPOCHS:-1}
@@ -26,7 +28,7 @@ COMMON_ARGS=(
     actor_rollout_ref.model.enable_gradient_checkpointing=True actor_rollout_ref.ref.fsdp_config.param_offload=True
     actor_rollout_ref.rollout.name=vllm actor_rollout_ref.rollout.tensor_model_parallel_size=2
     actor_rollout_ref.rollout.gpu_memory_utilization=0.6
-    "trainer.nnodes=$NNODES" "trainer.n_gpus_per_node=$GPUS_PER_NODE" "trainer.total_epochs=$EPOCHS"
+    "trainer.nnodes=$NNODES" "trainer.n_gpus_per_node=$N_GPUS_PER_NODE" "trainer.total_epochs=$EPOCHS"
     "trainer.save_freq=$SAVE_FREQ" "trainer.test_freq=$TEST_FREQ" "trainer.project_name=$PROJECT"
     "trainer.logger=$LOGGER"
 )
@@ -57,6 +59,9 @@ run_recipe() {
                    "trainer.default_local_dir=$OUTPUT_DIR/$experiment/checkpoints"
                    "trainer.validation_data_dir=$OUTPUT_DIR/$experiment/validation"
                    "$@")
+    local cluster="a one-node Ray started for this run"
+    [[ -n "${RAY_ADDRESS:-}" ]] && cluster="the Ray cluster at $RAY_ADDRESS"
+    echo "running on $cluster: $NNODES node(s) x $N_GPUS_PER_NODE GPU(s)" >&2
     if [[ "${DRY_RUN:-}" == print ]]; then  # the command, one argument per line
         printf '%s\n' "${command[@]}"
     elif [[ -n "${DRY_RUN:-}" ]]; then  # compose the full configuration against the installed verl, run nothing

@@ -2,6 +2,7 @@
 # One-GPU smoke test: a small model, small batches, 3 steps and a validation, to check a cluster end to end
 # (plugin loaded in every worker, metadata sampler, reward, checkpoint with verl_fair_state.pkl).
 #   MODEL_PATH=Qwen/Qwen2.5-0.5B-Instruct DATA_DIR=data bash recipes/fair_grpo/run_smoke_1gpu.sh [METHOD]
+NNODES=${NNODES:-1} N_GPUS_PER_NODE=${N_GPUS_PER_NODE:-1}
 source "$(dirname "$0")/common.sh"
 MODEL_NAME=smoke
 MODEL_PATH=${MODEL_PATH:-Qwen/Qwen2.5-0.5B-Instruct}
@@ -17,7 +18,7 @@ MODEL_ARGS=(
     actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8
     actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8
     actor_rollout_ref.rollout.tensor_model_parallel_size=1
-    trainer.n_gpus_per_node=1 trainer.nnodes=1 trainer.total_training_steps=3 trainer.save_freq=3 trainer.test_freq=3
+    trainer.total_training_steps=3 trainer.save_freq=3 trainer.test_freq=3
     "trainer.logger=[console]"
 )
 run_recipe "$@"

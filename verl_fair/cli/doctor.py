@@ -31,8 +31,9 @@ print(json.dumps({"verl": verl.__version__, "registered": fn is not None,
 """
 
 
-def check(config_path: str | None, config_name: str, overrides: list[str]) -> int:
-    """Check the installation in a fresh process, then what a run with these overrides will do."""
+def check(config_path: str | None, config_name: str, overrides: list[str], cluster: str | None = None) -> int:
+    """Check the installation in a fresh process, then what a run with these overrides will do; with
+    ``cluster``, also every node of that running Ray cluster."""
     from packaging.version import Version
 
     ok = True
@@ -66,7 +67,109 @@ def check(config_path: str | None, config_name: str, overrides: list[str]) -> in
     for name, error in found["imports"].items():
         ok &= error is None
         print(f"[ok] import {name}" if error is None else f"[FAIL] import {name}: {error}")
-    return _plan(config_path, config_name, overrides) if ok else 1
+    if not ok:
+        return 1
+    code = _plan(config_path, config_name, overrides)
+    return code or (check_cluster(cluster) if cluster else 0)
+
+
+def node_report() -> dict:
+    """What one node offers a run: verl's version, the verl.plugins entry points of verl-fair, whether
+    ``import verl`` registered fair_grpo, and the modules a run imports. Runs inside a Ray task."""
+    import importlib
+    import socket
+
+    entry_points = sorted(ep.name for ep in metadata.entry_points(group="verl.plugins") if "verl_fair" in ep.value)
+    report = {"host": socket.gethostname(), "entry_points": entry_points, "imports": {}}
+    try:
+        import verl
+        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
+        report["verl"], report["registered"] = verl.__version__, "fair_grpo" in ADV_ESTIMATOR_REGISTRY
+    except Exception as error:
+        report["verl"], report["registered"] = None, False
+        report["imports"]["verl"] = repr(error)
+    for name in ("verl_fair", "verl_fair.integration.sampler", "transfer_queue"):
+        try:
+            importlib.import_module(name)
+        except Exception as error:
+            report["imports"][name] = repr(error)
+    return report
+
+
+def node_problems(report: dict) -> list[str]:
+    """What stops a run on a node with this :func:`node_report`, each with its fix."""
+    from packaging.version import Version
+
+    low, high = SUPPORTED_VERL
+    problems = [f"cannot import {name}: {error}" for name, error in report["imports"].items()]
+    if not report["entry_points"]:
+        problems.append("no verl.plugins entry point of verl-fair: pip-install verl-fair on this node")
+    if report["verl"] and not Version(low) <= Version(report["verl"]) < Version(high):
+        problems.append(f"verl {report['verl']} is outside the supported range >={low},<{high}")
+    if report["verl"] and not report["registered"]:
+        problems.append("fair_grpo is not registered after `import verl`")
+    return problems
+
+
+def check_cluster(address: str, timeout: float = 120.0) -> int:
+    """Run :func:`node_report` on every alive node of the Ray cluster at ``address`` and name the nodes
+    that cannot run FairGRPO. A node whose workers cannot even load this module is named with the error."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    try:
+        _reachable(address)
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        print(
+            f"[FAIL] no Ray cluster reachable at {address!r}: {_first_line(error)}; start one (ray start --head) "
+            "or give its address: --cluster <head-ip>:6379"
+        )
+        return 1
+    try:
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        probe = ray.remote(num_cpus=0, max_retries=0)(node_report)
+        pending = {
+            node["NodeID"]: probe.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            ).remote()
+            for node in nodes
+        }
+        failed = 0
+        print(f"\nRay cluster at {address}: {len(nodes)} alive node(s)")
+        for node in nodes:
+            name = f"node {node['NodeManagerAddress']} ({node['NodeID'][:12]})"
+            try:
+                problems = node_problems(ray.get(pending[node["NodeID"]], timeout=timeout))
+            except Exception as error:  # the task could not run there: its worker could not load verl_fair
+                problems = [f"a Ray worker there could not run the check: {_first_line(error)}"]
+            failed += bool(problems)
+            print(f"[ok] {name}" if not problems else f"[FAIL] {name}: " + "; ".join(problems))
+    finally:
+        ray.shutdown()
+    if failed:
+        print(f"[FAIL] {failed} of {len(nodes)} node(s) cannot run FairGRPO: install verl-fair there (same version)")
+    return 1 if failed else 0
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """ConnectionError at once when ``host:port`` does not answer (``ray.init`` would retry for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" or a name Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"{host}:{port} does not answer ({error})") from None
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if "Error:" in line]
+    return (named or lines or [repr(error)])[-1]
 
 
 def _plan(config_path: str | None, config_name: str, overrides: list[str]) -> int:
@@ -101,5 +204,12 @@ def add_parser(commands) -> None:
     parser = commands.add_parser("doctor", help=check.__doc__)
     parser.add_argument("--config-path", default=None, help="folder of the run's config (default: the shipped one)")
     parser.add_argument("--config-name", default="fair_grpo_trainer", help="ppo_trainer for verl's own config")
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        nargs="?",
+        const=os.environ.get("RAY_ADDRESS", "auto"),
+        help="also check every node of this running Ray cluster (default: $RAY_ADDRESS, else 'auto')",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as given to verl.trainer.main_ppo")
-    parser.set_defaults(run=lambda args: check(args.config_path, args.config_name, args.overrides))
+    parser.set_defaults(run=lambda args: check(args.config_path, args.config_name, args.overrides, args.cluster))

@@ -22,6 +22,7 @@ this code.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 PLATFORM_ENV = "VERL_PLATFORM"
 ROLLOUT_NAME = "transformers"
@@ -51,3 +52,20 @@ HYDRA_OVERRIDES = (
 def requested() -> bool:
     """True when this process runs verl on the host (``VERL_PLATFORM=cpu``)."""
     return os.environ.get(PLATFORM_ENV, "").strip().lower() == "cpu"
+
+
+def cluster_overrides(address: str, nnodes: int, gpus_per_node: int = 1, env: Mapping[str, str] = {}) -> list[str]:
+    """Overrides, after :data:`HYDRA_OVERRIDES`, for a Ray cluster started beforehand (each node offering
+    ``gpus_per_node`` logical GPUs): connect to ``address`` instead of starting Ray (so no ``num_cpus`` or
+    ``num_gpus``), ``nnodes`` x ``gpus_per_node`` FSDP ranks, and ``VERL_PLATFORM=cpu`` plus ``env`` for every
+    worker through ``runtime_env``: workers of a running cluster inherit their node's environment, not the
+    driver's."""
+    variables = {PLATFORM_ENV: "cpu", **env}
+    return [
+        f"++ray_kwargs.ray_init.address={address}",
+        "ray_kwargs.ray_init.num_cpus=null",
+        "++ray_kwargs.ray_init.num_gpus=null",
+        f"trainer.nnodes={nnodes}",
+        f"trainer.n_gpus_per_node={gpus_per_node}",
+        *(f"++ray_kwargs.ray_init.runtime_env.env_vars.{key}='{value}'" for key, value in variables.items()),
+    ]

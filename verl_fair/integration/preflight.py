@@ -105,6 +105,7 @@ def _plan_v1(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
             "groups are latent clusters. For labels, set trainer.v1.sampler.custom_sampler.path="
             f"{SAMPLER_PATH} and .name=FairReplayBuffer, or use the shipped fair_grpo_trainer config."
         )
+    _plan_mode(config, plan)
     if config.trainer.get("checkpoint_callback_class", None) == CALLBACK:
         folder = os.path.join(str(config.trainer.default_local_dir), "global_step_<N>", STATE_FILE)
         plan.facts.append(f"FairGRPO state is saved with every checkpoint to {folder} and restored on resume.")
@@ -112,6 +113,23 @@ def _plan_v1(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
         plan.facts.append(
             "FairGRPO state is NOT checkpointed: a resumed run restarts its group statistics. "
             f"Set trainer.checkpoint_callback_class={CALLBACK}."
+        )
+
+
+def _plan_mode(config, plan: RunPlan) -> None:
+    """What the v1 trainer mode means for FairGRPO: ``sync`` and ``colocate_async`` are tested on CPU;
+    ``separate_async`` cannot run there (its weight sync needs an nccl, nixl or mooncake checkpoint engine)."""
+    v1 = config.trainer.get("v1", None) or {}
+    mode = str(v1.get("trainer_mode", "sync"))
+    if mode == "colocate_async":
+        plan.facts.append("trainer_mode=colocate_async: the metadata sampler serves it with verl's async buffer.")
+    elif mode == "separate_async":
+        steps = (v1.get("separate_async", None) or {}).get("parameter_sync_step", 1)
+        plan.facts.append(
+            f"trainer_mode=separate_async is UNTESTED with FairGRPO (it cannot run on CPU: its weight sync needs "
+            f"an nccl, nixl or mooncake checkpoint engine). Each advantage step sees 1/{steps} of a batch "
+            f"(parameter_sync_step={steps}), so group statistics and weights update {steps} times per batch; "
+            "compare its fair/estimator/* metrics with a sync run before a long run."
         )
 
 
