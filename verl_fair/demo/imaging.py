@@ -11,7 +11,6 @@ tells the answer. Even-numbered patients are saved as greyscale PNG, odd-numbere
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from dataclasses import dataclass
@@ -23,12 +22,12 @@ from PIL import Image
 
 from verl_fair.demo import patients
 from verl_fair.demo.model import Example
+from verl_fair.demo.patients import write_table
 
 DATA_SOURCE = "chest_scan"
 LABELS = ("nodule", "normal")
 QUESTION = "Is there a nodule in this chest scan? Options: nodule, normal."
 SIZES = ((112, 112), (128, 100), (140, 112))  # (width, height); 128 x 100 is resized to the 28-pixel grid
-TABLE = "patients.csv"
 
 
 @dataclass(frozen=True)
@@ -77,12 +76,7 @@ def write_task(folder: str | Path, patients: int = 240, female_share: float = 0.
             name = f"scan_{number:03d}.jpg"
             Image.fromarray(pixels, mode="L").convert("RGB").save(folder / name, quality=90)
         rows.append({"patient": f"p{number:03d}", "image": name, "sex": sex, "age": age, "finding": finding})
-    path = folder / TABLE
-    with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return write_table(folder, rows)
 
 
 def prepare(folder: str | Path, options: list[str], seed: int = 0) -> int:

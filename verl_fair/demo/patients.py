@@ -3,10 +3,12 @@ written as a table with ``patient``, ``sex`` and ``age`` columns and prepared wi
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 ATTRIBUTES = ("sex", "age")
 AGE_SPLIT = 50  # the demo's age bins: under 50 (A1), 50 and over (A2)
+TABLE = "patients.csv"
 
 # the tasks' groups for the shipped config's estimator and reward
 TASK_OVERRIDES = (
@@ -15,6 +17,16 @@ TASK_OVERRIDES = (
     "~reward.custom_reward_function.reward_kwargs.group_values",
     "+reward.custom_reward_function.reward_kwargs.group_values={sex:[F,M],age:[A1,A2]}",
 )
+
+
+def write_table(folder: Path, rows: list[dict]) -> Path:
+    """``rows`` (one dict per patient, the same keys) as ``folder``/:data:`TABLE`; its path."""
+    path = folder / TABLE
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def prepare(table: Path, data_source: str, label_column: str, question: str, options: list[str]) -> int:

@@ -131,7 +131,7 @@ def build_inputs(workdir: Path, seed: int = 0, modality: str = "text", warm_epoc
     code = vignettes.prepare(workdir / "vignettes", options, seed=seed)
     if code:
         raise RuntimeError(f"preparing the demo data failed (exit code {code})")
-    records = vignettes.examples(workdir / "data" / TRAIN_FILES[0], workdir / "vignettes" / vignettes.TABLE)
+    records = vignettes.examples(workdir / "data" / TRAIN_FILES[0], workdir / "vignettes" / patients.TABLE)
     model.build(workdir / "model", records, epochs=warm_epochs, seed=seed)
 
 

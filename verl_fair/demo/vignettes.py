@@ -11,7 +11,6 @@ are the minority (30 %). The numbers are made up: this is a teaching task, not c
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,10 @@ import pandas as pd
 
 from verl_fair.demo import patients
 from verl_fair.demo.model import Example
+from verl_fair.demo.patients import write_table
 
 DATA_SOURCE = "chest_pain"
 LABELS = ("cardiac", "benign")
-TABLE = "patients.csv"
 QUESTION = (
     "A {age}-year-old {person} comes to the emergency department with {symptoms}. "
     "Is the cause cardiac or benign? Options: cardiac, benign."
@@ -69,12 +68,7 @@ def write_task(folder: str | Path, patients: int = 480, female_share: float = 0.
                 "recorded": LABELS[0] if cardiac and not missed else LABELS[1],
             }
         )
-    path = folder / TABLE
-    with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return write_table(folder, rows)
 
 
 def prepare(folder: str | Path, options: list[str], seed: int = 0) -> int:
