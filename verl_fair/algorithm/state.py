@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+STATE_FILE = "verl_fair_state.npz"  # in each checkpoint's global_step_N folder
+PICKLE_STATE_FILE = "verl_fair_state.pkl"  # verl-fair 0.1
 FORMAT = "verl-fair-state"
 VERSION = 2
 META = "__meta__"

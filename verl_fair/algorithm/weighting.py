@@ -15,16 +15,29 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 
 from verl_fair.algorithm.state import StateError, expect, expect_array
+from verl_fair.normalise.diagnosis import label_key
 from verl_fair.settings import Invalid, Knob, choice, number
 
-if TYPE_CHECKING:
-    from verl_fair.config import FairGRPOConfig
+
+class RuleSettings(Protocol):
+    """The settings a rule reads: :class:`verl_fair.config.FairGRPOConfig`, which builds its knobs from the
+    rules registered here (so this module never imports it)."""
+
+    variant: str
+    weighting: str
+    epsilon: float
+    reward_floor: float | None
+    max_weight_ratio: float | None
+    batch_std: str | bool
+    reward_max: float
+
+    def rule(self, key: str) -> Any: ...
 
 
 @dataclass
@@ -63,7 +76,7 @@ class WeightingRule:
     uses_groups: ClassVar[bool] = True
     batch_std: ClassVar[bool] = False  # whether ``batch_std: auto`` divides this rule's advantages by their std
 
-    def __init__(self, config: FairGRPOConfig) -> None:
+    def __init__(self, config: RuleSettings) -> None:
         self.config = config
 
     def weights(self, inputs: RuleInput) -> np.ndarray:
@@ -117,7 +130,7 @@ def raise_small_groups(view: GroupView, min_size: int | None, rollouts: np.ndarr
     counters["small_group"] += int(rollouts[small].sum())
 
 
-def fairgrpo_factors(view: GroupView, cfg: FairGRPOConfig, rollouts: np.ndarray, counters: Counter) -> np.ndarray:
+def fairgrpo_factors(view: GroupView, cfg: RuleSettings, rollouts: np.ndarray, counters: Counter) -> np.ndarray:
     """Per-prompt factor F = T_d * T_g with T = sqrt(N) * mu; the batch divides its scores by F.
 
     ``official``: T_d is clamped at eps, the product is not (the authors' code). ``paper``: the product
@@ -162,7 +175,7 @@ def normalise_mean(weights: np.ndarray, rollouts: np.ndarray) -> np.ndarray:
     return weights * (rollouts.sum() / np.dot(weights, rollouts))
 
 
-def uses_batch_std(cfg: FairGRPOConfig) -> bool:
+def uses_batch_std(cfg: RuleSettings) -> bool:
     """``batch_std`` resolved for the configured rule (``auto``: the rule's own choice)."""
     return WEIGHTING_RULES[cfg.weighting].batch_std if cfg.batch_std == "auto" else cfg.batch_std
 
@@ -219,7 +232,7 @@ class GroupDROWeighting(WeightingRule):
              number(0, 100)),
     )  # fmt: skip
 
-    def __init__(self, config: FairGRPOConfig) -> None:
+    def __init__(self, config: RuleSettings) -> None:
         super().__init__(config)
         self.losses_: dict[tuple[str, str], float] = {}
 
@@ -253,8 +266,6 @@ class GroupDROWeighting(WeightingRule):
 
 
 def _labels_list(value: Any) -> tuple[str, ...]:
-    from verl_fair.normalise.diagnosis import label_key
-
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise Invalid("a list of gold labels, e.g. [melanoma], or [] for every gold label")
     keys = [label_key(v) for v in value]
@@ -290,7 +301,7 @@ class GapDualWeighting(WeightingRule):
         Knob("dual_tolerance", 0.02, "gap_dual: gap allowed before a dual variable grows", number(0, 1)),
     )  # fmt: skip
 
-    def __init__(self, config: FairGRPOConfig) -> None:
+    def __init__(self, config: RuleSettings) -> None:
         super().__init__(config)
         self.duals_: dict[tuple[str, str, str], tuple[float, float]] = {}
         self._last: dict[str, float] = {}

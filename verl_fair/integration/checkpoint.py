@@ -24,14 +24,13 @@ from typing import Any
 
 from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 
-from verl_fair.algorithm.state import StateError, read_state, write_state
+from verl_fair.algorithm.state import PICKLE_STATE_FILE, STATE_FILE, StateError, read_state, write_state
 from verl_fair.config import FairGRPOConfig
 from verl_fair.integration import context
+from verl_fair.integration.preflight import plan_run
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "verl_fair_state.npz"
-PICKLE_STATE_FILE = "verl_fair_state.pkl"  # verl-fair 0.1
 FRESH_STATE_ENV = "VERL_FAIR_FRESH_STATE"
 
 
@@ -42,8 +41,6 @@ class FairStateCallback(CheckpointCallback):
         super().__init__(config)
         self.active = config is not None and config.algorithm.adv_estimator == "fair_grpo"
         if self.active:
-            from verl_fair.integration.preflight import plan_run
-
             plan = plan_run(config)
             if plan.problems:
                 raise ValueError("verl-fair configuration problems:\n- " + "\n- ".join(plan.problems))

@@ -9,9 +9,9 @@ import difflib
 import os
 from dataclasses import dataclass, field
 
+from verl_fair.algorithm.state import STATE_FILE
 from verl_fair.config import FairGRPOConfig, FairGRPOConfigError
 from verl_fair.integration import legacy
-from verl_fair.integration.checkpoint import STATE_FILE
 
 SAMPLER_PATH = "pkg://verl_fair.integration.sampler"
 SAMPLER_NAMES = ("FairReplayBuffer", "FairReplayBufferAsync")
