@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from verl_fair.demo import run as demo
 
 
@@ -83,3 +85,12 @@ def test_the_demo_prints_the_gaps_of_the_first_and_last_validation():
     line = demo.gaps_line(report)
     assert "(step 0 -> 8" in line and "equal opportunity difference 0.350 -> 0.000" in line
     assert "equalized odds difference - -> -" in line and demo.gaps_line({}) == "fairness gaps: one validation only"
+
+
+def test_the_demo_refuses_steps_batch_size_or_n_below_one_before_any_work(tmp_path, capsys):
+    for flag, value in [("--steps", "0"), ("--steps", "-1"), ("--batch-size", "0"), ("--n", "0")]:
+        with pytest.raises(SystemExit) as stop:
+            demo.main([flag, value, "--output", str(tmp_path / "demo")])
+        assert stop.value.code == 2
+        assert f"argument {flag}: {value} is below 1; give an integer >= 1" in capsys.readouterr().err
+        assert not (tmp_path / "demo").exists()

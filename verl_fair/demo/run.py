@@ -36,6 +36,7 @@ from pathlib import Path
 import psutil
 
 from verl_fair import cpu
+from verl_fair.cli.args import at_least
 from verl_fair.demo import imaging, model, patients, vignettes, vlm
 
 MIN_MEMORY_GB = 6.0  # available RAM a run needs: its processes peak at about 5 GB (benchmarks/RESULTS.md)
@@ -275,9 +276,10 @@ def check_memory(required_gb: float) -> str | None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m verl_fair.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=6, help="training steps (validation before and after)")
-    parser.add_argument("--batch-size", type=int, default=16, help="prompts per step")
-    parser.add_argument("--n", type=int, default=4, help="rollouts per prompt")
+    positive = at_least(1)
+    parser.add_argument("--steps", type=positive, default=6, help="training steps (validation before and after)")
+    parser.add_argument("--batch-size", type=positive, default=16, help="prompts per step")
+    parser.add_argument("--n", type=positive, default=4, help="rollouts per prompt")
     parser.add_argument(
         "--modality", choices=sorted(MODALITIES), default="text", help="text prompts, or image prompts with a VLM"
     )
