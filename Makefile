@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lint test demo bench clean
+.PHONY: setup lint test demo bench wheel headers clean
 
 setup: $(STAMP)
 
@@ -34,5 +34,14 @@ demo: setup
 bench: setup
 	$(PY) -m benchmarks.estimator
 
+# the installable wheel in dist/ (build/ removed first so files deleted from the tree stay out of it)
+wheel: setup
+	rm -rf build
+	$(PIP) wheel -q --no-deps --no-build-isolation -w dist .
+
+# the license header on every tracked Python and shell file that lacks it (the check: tests/test_license_headers.py)
+headers:
+	$(PYTHON) tests/test_license_headers.py --fix
+
 clean:
-	rm -rf $(VENV) .pytest_cache outputs
+	rm -rf $(VENV) .pytest_cache outputs build dist
