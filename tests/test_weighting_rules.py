@@ -106,6 +106,42 @@ def test_group_dro_moves_weight_to_the_worst_group_over_steps():
     assert spreads[0] > 1 and spreads[2] > spreads[1] > spreads[0]
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"weighting": "group_dro", "dro_step_size": 0.1},
+        {"weighting": "group_dro", "dro_step_size": 10.0},
+        {"weighting": "alpha_fair", "alpha": 10.0, "max_weight_ratio": 2.0},
+    ],
+    ids=["group_dro-0.1", "group_dro-10", "alpha_fair-10"],
+)
+def test_capped_weights_keep_mean_one_over_many_steps(rule):
+    """Groups at mean reward 0.25 and 0.75 for 400 steps: the cap bounds the spread, the mean weight stays 1
+    and the advantages keep their size (capping alone pulled the mean to 2e-7 by step 400)."""
+    prompts = [Prompt([1, 0, 0, 0], "A", "hard"), Prompt([1, 1, 1, 0], "A", "easy")]
+    batch = make_batch(prompts)
+    config = {"fair_grpo": {"min_group_size": None, **rule}}
+    plain = row_scalars(fair_grpo(**batch.kwargs({"fair_grpo": {"weighting": "none"}}))[0], batch.response_mask)
+    context.reset_state()
+    for _ in range(400):
+        advantages, _ = fair_grpo(**batch.kwargs(config))
+        weights = last_report().prompt_weights
+        assert weights.mean() == pytest.approx(1.0)
+        assert weights.max() / weights.min() <= context.get_state().config.max_weight_ratio * (1 + 1e-9)
+    assert row_scalars(advantages, batch.response_mask).abs().sum() == pytest.approx(plain.abs().sum(), rel=0.5)
+    assert last_report().metrics()["fair/guard/weight_cap"] == 4  # the easy group's rows
+
+
+def test_gap_dual_cap_keeps_a_zero_weight_and_mean_one():
+    """A cell whose weight is floored at 0 does not drag the cap (ratio x smallest weight) down to 0."""
+    prompts = [(Prompt([1, 1, 0.6, 0.6], "A", "g1"), "pos") for _ in range(3)]
+    prompts.append((Prompt([0.4, 0.4, 0, 0.8], "A", "g2"), "pos"))
+    config = {"fair_grpo": {"weighting": "gap_dual", "dual_step_size": 10.0, "dual_tolerance": 0.0,
+                            "max_weight_ratio": 100.0, "min_group_size": None}}  # fmt: skip
+    fair_grpo(**_labelled(prompts).kwargs(config))
+    np.testing.assert_allclose(context.last_report().prompt_weights, [0, 0, 0, 4.0], atol=1e-6)
+
+
 def test_reward_floor_fires_and_is_counted():
     prompts = [Prompt([0, 0, 0, 1], "A", "hard"), Prompt([1, 1, 0, 1], "A", "easy")]
     batch = make_batch(prompts)

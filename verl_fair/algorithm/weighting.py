@@ -160,14 +160,19 @@ def fairgrpo_factors(view: GroupView, cfg: RuleSettings, rollouts: np.ndarray, c
     return factor
 
 
-def cap_weights(weights: np.ndarray, ratio: float | None, rollouts: np.ndarray, counters: Counter) -> np.ndarray:
-    """``max_weight_ratio``: w <- min(w, ratio * min(w))."""
-    if ratio is None or len(weights) == 0:
-        return weights
-    ceiling = ratio * weights.min()
-    capped = weights > ceiling
-    counters["weight_cap"] += int(rollouts[capped].sum())
-    return np.where(capped, ceiling, weights)
+def capped_mean_one(
+    log_weights: np.ndarray, ratio: float | None, rollouts: np.ndarray, counters: Counter
+) -> np.ndarray:
+    """Weights from their logs (-inf: weight 0): ``max_weight_ratio`` caps w <- min(w, ratio * smallest positive w),
+    then the weights are scaled to mean 1 over the real rows, since the cap alone would pull the mean below 1 and
+    shrink every advantage. Working in logs keeps a tiny weight from underflowing to 0."""
+    finite = log_weights[np.isfinite(log_weights)]
+    if ratio is not None and finite.size:
+        ceiling = finite.min() + np.log(ratio)
+        capped = log_weights > ceiling
+        counters["weight_cap"] += int(rollouts[capped].sum())
+        log_weights = np.minimum(log_weights, ceiling)
+    return normalise_mean(np.exp(log_weights - log_weights.max()), rollouts)
 
 
 def normalise_mean(weights: np.ndarray, rollouts: np.ndarray) -> np.ndarray:
@@ -211,8 +216,8 @@ class AlphaFairWeighting(WeightingRule):
     def weights(self, inputs: RuleInput) -> np.ndarray:
         cfg = self.config
         deficit = np.maximum(cfg.reward_max - inputs.view.group_mean, cfg.epsilon)
-        weights = normalise_mean(deficit ** cfg.rule("alpha"), inputs.rollouts)
-        return cap_weights(weights, cfg.max_weight_ratio, inputs.rollouts, inputs.counters)
+        log_weights = cfg.rule("alpha") * np.log(deficit)
+        return capped_mean_one(log_weights, cfg.max_weight_ratio, inputs.rollouts, inputs.counters)
 
 
 @register_weighting("group_dro")
@@ -221,7 +226,8 @@ class GroupDROWeighting(WeightingRule):
 
     L_g accumulates reward_max - (batch mean reward of g) + C / sqrt(N_g) at every step the group appears;
     w_g = exp(eta * L_g) / sum_h p_h exp(eta * L_h), p_h the group's share of the batch's rows, so the
-    mean weight is 1 and eta = 0 gives plain GRPO.
+    mean weight is 1 and eta = 0 gives plain GRPO; after ``max_weight_ratio`` caps the largest weights the
+    weights are scaled back to mean 1.
     """
 
     summary = "exponentiated gradient on group losses, mean 1 (step size 0: GRPO)"
@@ -249,10 +255,7 @@ class GroupDROWeighting(WeightingRule):
             adjustment = cfg.rule("dro_size_adjustment") / np.sqrt(max(size[g], 1.0))
             self.losses_[key] = self.losses_.get(key, 0.0) + (cfg.reward_max - reward[g]) + adjustment
         logits = cfg.rule("dro_step_size") * np.array([self.losses_[k] for k in keys])
-        share = rows / rows.sum()
-        exp = np.exp(logits - logits.max())
-        group_weight = exp / np.dot(share, exp)
-        return cap_weights(group_weight[group_of], cfg.max_weight_ratio, inputs.rollouts, inputs.counters)
+        return capped_mean_one(logits[group_of], cfg.max_weight_ratio, inputs.rollouts, inputs.counters)
 
     def state_dict(self) -> dict[str, Any]:
         return {"keys": [list(k) for k in self.losses_], "losses": np.array(list(self.losses_.values()), dtype=float)}
@@ -284,8 +287,8 @@ class GapDualWeighting(WeightingRule):
     +-dual_tolerance. Two non-negative duals per cell rise with the violation, lambda_up += eta (c - tol)
     and lambda_down += eta (-c - tol), clipped at 0. With mu = lambda_up - lambda_down, a row of the cell
     weighs 1 + mu / p_cell - (sum of mu over the label's cells) / p_label (p: shares of the batch's rows),
-    which is the gradient of the Lagrangian of the mean error; weights are floored at 0, scaled to mean 1
-    and capped by max_weight_ratio. ``equal_opportunity`` constrains the cells of ``positive_labels`` (all
+    which is the gradient of the Lagrangian of the mean error; weights are floored at 0, capped by
+    max_weight_ratio and scaled to mean 1. ``equal_opportunity`` constrains the cells of ``positive_labels`` (all
     gold labels when empty: the paper's macro EOD); ``equalized_odds`` constrains every gold label.
     Prompts without a gold label weigh 1. dual_step_size 0 is plain GRPO.
     """
@@ -337,14 +340,13 @@ class GapDualWeighting(WeightingRule):
                 up, down = self.duals_[cell]
                 label = (cell[0], cell[2])
                 weights[p] = 1 + (up - down) / (rows[cell] / total) - label_mu[label] / (rows[label] / total)
-        weights = (
-            normalise_mean(np.maximum(weights, 0.0), inputs.rollouts) if weights.max() > 0 else np.ones(len(cells))
-        )
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(np.maximum(weights, 0.0)) if weights.max() > 0 else np.zeros(len(cells))
         self._last = {
             "fair/gap_dual/largest_gap": max((abs(g) for g in gaps.values()), default=0.0),
             "fair/gap_dual/active_cells": float(sum(up + down > 0 for up, down in self.duals_.values())),
         }
-        return cap_weights(weights, cfg.max_weight_ratio, inputs.rollouts, inputs.counters)
+        return capped_mean_one(log_weights, cfg.max_weight_ratio, inputs.rollouts, inputs.counters)
 
     def metrics(self) -> dict[str, float]:
         return dict(self._last)
