@@ -108,10 +108,12 @@ def name_list(value: Any) -> tuple[str, ...]:
 
 
 def increasing_numbers(value: Any) -> tuple[float, ...]:
+    """Upper age-bin edges in years: finite, strictly increasing, none negative (no age falls below 0)."""
+    allowed = "a non-empty, strictly increasing list of upper bin edges in years, none negative, e.g. [25, 50, 75]"
     if not isinstance(value, (list, tuple)) or not value or not all(is_number(b) for b in value):
-        raise Invalid("a non-empty, strictly increasing list of upper bin edges, e.g. [25, 50, 75]")
-    if list(value) != sorted(set(value)):
-        raise Invalid("a non-empty, strictly increasing list of upper bin edges, e.g. [25, 50, 75]")
+        raise Invalid(allowed)
+    if list(value) != sorted(set(value)) or value[0] < 0:
+        raise Invalid(allowed)
     return tuple(float(b) for b in value)
 
 
