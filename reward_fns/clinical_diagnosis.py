@@ -14,9 +14,10 @@ or "answer is" (e.g. "Final answer: effusion", "The answer is **effusion**."), e
 line; ``format_ok`` is 0 then. Only the
 last 100,000 characters are searched, so the cost is bounded whatever the input.
 
-Labels are compared after normalisation (Unicode NFKC, lower case, punctuation removed, whitespace
-collapsed, synonyms mapped to one name); answers and ground truths with several labels are split on
-",", ";", "&", "|", new lines and the word "and". ``acc`` is set-F1 on multi-label tasks; on a
+Labels are compared after normalisation (Unicode NFKC, lower case, punctuation removed, "_" and hyphens
+between words read as spaces, whitespace collapsed, synonyms mapped to one name; an empty answer scores
+0); answers and ground truths with several labels are split on ",", ";", "&", "|", new lines and the
+word "and". ``acc`` is set-F1 on multi-label tasks; on a
 single-label task it is 1 or 0, and an answer naming several labels (a hedge, "Edema, Mass, Nodule")
 scores 0. A task is multi-label by the ``multi_label`` setting: ``auto`` (default) reads the sample's
 ``extra_info["multi_label"]`` (written by ``verl-fair prepare``) and, when that is absent, takes the
@@ -232,12 +233,16 @@ def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         age_bins = increasing_numbers(list(age_bins) if isinstance(age_bins, Sequence) else age_bins)
     except Invalid as error:
         raise ValueError(f"reward_kwargs.age_bins={age_bins!r} is not valid: expected {error}") from None
+    try:
+        synonyms = synonym_table(synonyms)
+    except ValueError as error:
+        raise ValueError(f"reward_kwargs.{error}") from None
     group_values = _group_values(kwargs.get("group_values") or _default_group_values(age_bins), age_bins)
     return {
         "format_weight": float(weight),
         "require_think": require_think,
         "multi_label": multi_label,
-        "synonyms": synonym_table(synonyms),
+        "synonyms": synonyms,
         "group_values": group_values,
         "groups": _group_keys(group_values),
         "labeler": GroupLabeler([a for a, _ in group_values], age_bins),

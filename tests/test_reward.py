@@ -69,6 +69,38 @@ def test_set_f1_scoring(response, truth, acc):
     assert compute_score("chexpert", response, truth)["acc"] == pytest.approx(acc)
 
 
+@pytest.mark.parametrize(
+    ("response", "truth"),
+    [
+        ("\\boxed{pleural effusion}", "Pleural_Effusion"),
+        ("\\boxed{pleural-effusion}", "pleural effusion"),
+        ("\\boxed{covid 19}", "COVID-19"),
+        ("\\boxed{No_Finding}", "normal"),
+        ("\\boxed{Pleural -  Effusion}", "pleural effusion"),
+    ],
+)
+def test_underscores_hyphens_and_spacing_between_words_are_ignored(response, truth):
+    """NIH ChestX-ray14 writes its labels with "_"; a hyphen or "_" joining two words reads as a space."""
+    assert compute_score("nih", response, truth)["acc"] == 1.0
+
+
+def test_signs_on_a_label_still_tell_labels_apart():
+    assert split_labels("HER2+, ER-", {}) == {"her2+", "er-"}
+    assert compute_score("x", "\\boxed{HER2-}", "HER2+")["acc"] == 0.0
+
+
+@pytest.mark.parametrize("synonyms", [{"": "a"}, {"a": ""}, {"**": "a"}, {"b": " - "}])
+def test_empty_synonym_aliases_or_names_are_refused(synonyms):
+    with pytest.raises(ValueError, match=r"reward_kwargs\.synonyms has .*empty label"):
+        compute_score("x", "\\boxed{}", "a", synonyms=synonyms)
+
+
+@pytest.mark.parametrize("response", ["\\boxed{}", "<answer> </answer>", ""])
+def test_an_empty_answer_scores_zero_whatever_the_synonyms(response):
+    assert split_labels("", {"": "a"}) == frozenset()
+    assert compute_score("x", response, "a", synonyms={"n/a": "a"})["acc"] == 0.0
+
+
 def test_synonyms_are_configurable():
     assert compute_score("x", "\\boxed{nv}", "melanocytic nevus", synonyms={"NV": "Melanocytic Nevus"})["acc"] == 1.0
     assert set_f1(split_labels("a, b", {}), split_labels("b, c", {})) == pytest.approx(0.5)

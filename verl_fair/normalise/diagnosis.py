@@ -1,10 +1,12 @@
 """Diagnosis labels as the reward, ``prepare`` and ``report`` compare them.
 
 A label is normalised by unwrapping LaTeX text commands (``\\text{Pneumonia}``) and markdown emphasis
-(``**Pneumonia**``), Unicode NFKC, lower case, removing punctuation and collapsing whitespace; a
-number keeps its value (``"1.0"`` and ``"1"`` are the same label); then synonyms map aliases to one
-name ("normal" -> "no finding"). An answer or a ground truth with several labels is split on ",",
-";", "&", "|", new lines and the word "and".
+(``**Pneumonia**``), Unicode NFKC, lower case, removing punctuation and collapsing whitespace; "_" and
+a hyphen between two words read as a space (``Pleural_Effusion``, ``pleural-effusion`` and ``pleural
+effusion`` are one label, as are ``COVID-19`` and ``covid 19``), while a sign at the end of a word stays
+(``HER2+`` is not ``HER2-``); a number keeps its value (``"1.0"`` and ``"1"`` are the same label); then
+synonyms map aliases to one name ("normal" -> "no finding"); an empty label stays empty. An answer or a
+ground truth with several labels is split on ",", ";", "&", "|", new lines and the word "and".
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+|\\.")
 _BRACES_OR_EMPHASIS = re.compile(r"[{}*`~]+|_{2,}")
 _BLANKS = re.compile(r"[ \t]{2,}")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
-_NOT_WORD = re.compile(r"[^\w\s+-]+")
+_NOT_WORD = re.compile(r"[^\w\s+-]+|_|(?<=\w)-(?=\w)|(?<!\S)[+-]+(?!\S)")  # punctuation, joiners, lone signs
 _SPACES = re.compile(r"\s+")
 
 
@@ -46,7 +48,7 @@ def normalise_label(label: str, synonyms: Mapping[str, str]) -> str:
         text = str(int(value)) if value.is_integer() else repr(value)
     else:
         text = _SPACES.sub(" ", _NOT_WORD.sub(" ", text)).strip()
-    return synonyms.get(text, text)
+    return synonyms.get(text, text) if text else ""
 
 
 def split_labels(value: Any, synonyms: Mapping[str, str]) -> frozenset[str]:
@@ -72,10 +74,20 @@ def label_key(ground_truth: Any, synonyms: Mapping[str, str] = DEFAULT_SYNONYMS)
 
 
 def synonym_table(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The default synonyms plus ``extra`` (alias -> name), both sides normalised."""
+    """The default synonyms plus ``extra`` (alias -> name), both sides normalised.
+
+    Raises:
+        ValueError: an alias or a name that normalises to an empty label (``""``, ``"**"``), naming the pair.
+    """
     table = dict(DEFAULT_SYNONYMS)
     for alias, name in (extra or {}).items():
-        table[normalise_label(str(alias), {})] = normalise_label(str(name), {})
+        key, value = normalise_label(str(alias), {}), normalise_label(str(name), {})
+        if not key or not value:
+            raise ValueError(
+                f"synonyms has {alias!r}: {name!r}, whose {'alias' if not key else 'name'} is an empty label: give "
+                "both an alias and a name with letters or digits, e.g. {normal: no finding}"
+            )
+        table[key] = value
     return table
 
 
