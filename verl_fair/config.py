@@ -35,7 +35,8 @@ from verl_fair.settings import (
 
 __all__ = ["CORE_KNOBS", "ClusterConfig", "FairGRPOConfig", "FairGRPOConfigError", "HistoryConfig", "all_knobs"]
 
-VARIANTS = ("paper", "official")
+VARIANTS = ("paper", "official", "official_nd")
+OFFICIAL_VARIANTS = ("official", "official_nd")  # the authors' code: these share the knobs' official defaults
 SECTIONS = {"cluster": "latent groups of prompts without demographic labels (k-means over per-prompt reward vectors)"}
 
 
@@ -51,7 +52,8 @@ def _weighting(value: Any) -> str:
 
 CORE_KNOBS: tuple[Knob, ...] = (
     Knob("variant", "paper", "paper (the paper's clamp, sorted features, bounded memory, guards) | official "
-         "(the authors' code, bit for bit)", choice(*VARIANTS)),
+         "(the authors' fair_grpo, bit for bit) | official_nd (the authors' fair_grpo_nd, bit for bit: no demographic "
+         "labels, every prompt clustered within its data source)", choice(*VARIANTS)),
     Knob("weighting", "fairgrpo", "how group statistics weigh the GRPO scores:",
          _weighting),
     Knob("history", "all", "statistics window: all | {window: K} (last K steps) | {ema: beta}",
@@ -165,20 +167,21 @@ class FairGRPOConfig:
         values, problems = _flatten(raw, knobs)
         variant = values.get("variant", "paper")
         variant = variant if variant in VARIANTS else "paper"
+        defaults = "official" if variant in OFFICIAL_VARIANTS else variant
         parsed = {}
         for key, knob in knobs.items():
             value = values.get(key, AUTO)
             if value == AUTO:
-                parsed[key] = knob.check(knob.default_for(variant))
+                parsed[key] = knob.check(knob.default_for(defaults))
                 continue
             try:
                 parsed[key] = knob.check(value)
             except Invalid as error:
                 problems.append(f"algorithm.fair_grpo.{key}={_shown(value)} is not valid: expected {error}.")
                 continue
-            if variant == "official" and knob.official_fixed and parsed[key] != knob.check(knob.official):
+            if defaults == "official" and knob.official_fixed and parsed[key] != knob.check(knob.official):
                 problems.append(
-                    f"algorithm.fair_grpo.{key}={_shown(value)} is not valid with variant=official: the authors' code "
+                    f"algorithm.fair_grpo.{key}={_shown(value)} is not valid with variant={variant}: the authors' code "
                     f"uses {_shown(knob.official)}. Use variant=paper to change it."
                 )
         if problems:
@@ -252,8 +255,8 @@ def render_yaml() -> str:
         "# algorithm.fair_grpo: every FairGRPO knob with its default (variant: paper).",
         "# Generated from verl_fair/config.py and the weighting rules by `python -m verl_fair.config`; do not edit.",
         "# Merge under verl's `algorithm` section, e.g. `+algorithm.fair_grpo.variant=official` on the command line.",
-        "# Knobs set to `auto` take the default of the chosen variant (paper / official, given in the comment);",
-        "# null switches a guard off.",
+        "# Knobs set to `auto` take the default of the chosen variant (paper / official, given in the comment;",
+        "# official_nd takes official's); null switches a guard off.",
     ]
     rules = [f"#   {name}: {rule.summary}" for name, rule in WEIGHTING_RULES.items()]
     section = None

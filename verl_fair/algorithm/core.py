@@ -19,7 +19,7 @@ from verl_fair.algorithm.advantage import PromptBatch, grpo_scores, renormalise_
 from verl_fair.algorithm.state import StateError, expect, expect_count
 from verl_fair.algorithm.stats import RunningStats
 from verl_fair.algorithm.weighting import WEIGHTING_RULES, GroupView, RuleInput, raise_small_groups, uses_batch_std
-from verl_fair.config import FairGRPOConfig
+from verl_fair.config import OFFICIAL_VARIANTS, FairGRPOConfig
 from verl_fair.groups.labels import UNK
 from verl_fair.groups.latent import LatentGroups, OfficialLatentGroups
 
@@ -34,7 +34,8 @@ class StepReport:
     ``prompt_groups`` is each prompt's (domain, group) as given (UNK when unlabelled); ``prompt_keys`` the
     (domain, group) it was weighted in: its label, or ``latent<id>``
     for an UNK prompt; ``prompt_weights`` the rule's weight of each prompt; ``prompt_mass`` the sum of
-    its rows' absolute advantages; ``guards`` the rows each guard touched.
+    its rows' absolute advantages; ``guards`` the rows each guard touched; ``domain_alignment`` the
+    ``official_nd`` clusters' agreement with the true groups per (domain, ``ari`` | ``nmi``).
     """
 
     advantages: torch.Tensor  # (B,) one scalar per row, 0 on padding rows
@@ -46,6 +47,7 @@ class StepReport:
     padding_rows: int = 0
     guards: dict[str, int] = field(default_factory=dict)
     latent_alignment: dict[str, float] = field(default_factory=dict)
+    domain_alignment: dict[tuple[str, str], float] = field(default_factory=dict)
     rule_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -64,8 +66,8 @@ class StepReport:
 
     def metrics(self) -> dict[str, float]:
         """``fair/prompts``, ``fair/unk_prompts``, ``fair/padding_rows``, ``fair/weight_spread`` (largest over
-        smallest positive weight), ``fair/guard/<name>``, with ``labels: none`` ``fair/latent/{ari,nmi}``, and the
-        rule's own (``fair/<rule>/...``)."""
+        smallest positive weight), ``fair/guard/<name>``, with ``labels: none`` or ``official_nd``
+        ``fair/latent/{ari,nmi}``, and the rule's own (``fair/<rule>/...``)."""
         finite = self.prompt_weights[np.isfinite(self.prompt_weights) & (self.prompt_weights > 0)]
         return {
             "fair/prompts": float(self.prompts),
@@ -85,7 +87,7 @@ class FairGRPO:
         self.config = config
         self.group_stats = RunningStats(config.history)  # keys (domain, group); UNK prompts pool in (domain, UNK)
         self.domain_stats = RunningStats(config.history)  # keys (domain,)
-        if config.variant == "official":
+        if config.variant in OFFICIAL_VARIANTS:
             self.latent = OfficialLatentGroups(config.cluster)
         else:
             self.latent = LatentGroups(config.cluster, window_steps=config.history.window)
@@ -109,6 +111,7 @@ class FairGRPO:
             groups: group key of each prompt, ``"UNK"`` when unlabelled (length P).
             reference_groups: known labels of prompts whose groups are masked (``labels: none``); the
                 latent groups' agreement with them is reported as ``fair/latent/ari`` and ``fair/latent/nmi``.
+                ``official_nd`` masks ``groups`` itself and measures its clusters against them.
             labels: gold label of each prompt (None when unknown), for rules that weigh (group, label) cells.
         """
         cfg = self.config
@@ -121,13 +124,17 @@ class FairGRPO:
             return StepReport(torch.zeros(batch_size), padding_rows=batch.padding_rows)
         self.steps_ += 1
         domains, groups = [str(d) for d in domains], [str(g) for g in groups]
+        if cfg.variant == "official_nd":  # the authors' fair_grpo_nd: true groups only measure the clusters
+            reference_groups = groups if reference_groups is None else reference_groups
+            groups = [UNK] * batch.num_prompts
         rollouts = batch.counts.astype(np.float64)
         counters: Counter = Counter({g: 0 for g in GUARDS})
-        view = self._group_view(batch, domains, groups) if self.rule.uses_groups else None
+        view = self._group_view(batch, domains, groups, reference_groups) if self.rule.uses_groups else None
         if view is not None:
             raise_small_groups(view, cfg.min_group_size, rollouts, counters)
         inputs = RuleInput(
             scores=grpo_scores(batch, cfg.norm_adv_by_std_in_grpo, cfg.epsilon),
+            rewards=batch.rewards,
             prompt=torch.from_numpy(batch.prompt),
             rollouts=rollouts,
             prompt_means=batch.reward_sums() / rollouts,
@@ -140,7 +147,15 @@ class FairGRPO:
             advantages = renormalise_by_batch_std(advantages, cfg.epsilon)
         self.guard_totals_.update(counters)
         keys = view.group_keys if view is not None else list(zip(domains, groups, strict=True))
-        alignment = alignment_metrics(keys, domains, reference_groups) if reference_groups is not None else {}
+        alignment, domain_alignment = {}, {}
+        if cfg.variant == "official_nd":
+            for (domain, measure), value in self.latent.alignment(domains).items():
+                if domain:
+                    domain_alignment[(domain, measure)] = value
+                else:
+                    alignment[f"fair/latent/{measure}"] = value
+        elif reference_groups is not None:
+            alignment = alignment_metrics(keys, domains, reference_groups)
         return StepReport(
             advantages=scatter_rows(advantages, batch, batch_size),
             prompt_groups=list(zip(domains, groups, strict=True)),
@@ -153,11 +168,15 @@ class FairGRPO:
             padding_rows=batch.padding_rows,
             guards=dict(counters),
             latent_alignment=alignment,
+            domain_alignment=domain_alignment,
             rule_metrics=self.rule.metrics(),
         )
 
-    def _group_view(self, batch: PromptBatch, domains: list[str], groups: list[str]) -> GroupView:
-        """Update the window statistics with this step, then read N and mu for every prompt."""
+    def _group_view(
+        self, batch: PromptBatch, domains: list[str], groups: list[str], truth: Sequence[str] | None
+    ) -> GroupView:
+        """Update the window statistics with this step, then read N and mu for every prompt (``official_nd``:
+        mu_d from the domain's clusters). ``truth``: the prompts' true groups, which ``official_nd`` keeps."""
         reward_sums = batch.reward_sums()
         rollouts = batch.counts.astype(np.float64)
         group_ids = self.group_stats.ids(list(zip(domains, groups, strict=True)))
@@ -172,13 +191,16 @@ class FairGRPO:
             group_keys=list(zip(domains, groups, strict=True)),
         )
         unk = np.array([g == UNK for g in groups], dtype=bool)
+        nd = self.config.variant == "official_nd"
         if unk.any():
             vectors = batch.vectors()
             # the authors' code clusters domains in order of appearance; the paper variant in a fixed order
             order = dict.fromkeys(d for d, u in zip(domains, unk, strict=True) if u)
-            for domain in order if self.config.variant == "official" else sorted(order):
+            for domain in order if self.config.variant in OFFICIAL_VARIANTS else sorted(order):
                 prompts = np.flatnonzero(unk & (np.array(domains, dtype=object) == domain))
                 pool = group_ids[prompts[0]]
+                if nd:
+                    self.latent.remember_truth(domain, [UNK if truth is None else truth[p] for p in prompts])
                 found = self.latent.assign(
                     domain,
                     [vectors[p] for p in prompts],
@@ -188,6 +210,8 @@ class FairGRPO:
                 )
                 view.group_count[prompts] = found.sizes
                 view.group_mean[prompts] = found.means
+                if nd:
+                    view.domain_mean[prompts] = found.domain_mean
                 for p, cluster in zip(prompts, found.cluster_ids, strict=True):
                     view.group_keys[p] = (domain, f"latent{int(cluster)}")
         return view

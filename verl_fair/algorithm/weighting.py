@@ -24,6 +24,8 @@ from verl_fair.algorithm.state import StateError, expect, expect_array
 from verl_fair.normalise.diagnosis import label_key
 from verl_fair.settings import Invalid, Knob, choice, number
 
+OFFICIAL_ND_FACTOR_CEILING = 1e6  # the authors' fair_grpo_nd bounds its factor to [eps, 1e6]
+
 
 class RuleSettings(Protocol):
     """The settings a rule reads: :class:`verl_fair.config.FairGRPOConfig`, which builds its knobs from the
@@ -53,11 +55,12 @@ class GroupView:
 
 @dataclass
 class RuleInput:
-    """What a rule weighs: ``scores`` ``(R,)`` per real row, ``prompt`` ``(R,)`` the prompt of each row,
-    ``rollouts`` and ``prompt_means`` ``(P,)``, the :class:`GroupView` (None for rules that use no groups),
-    the guard ``counters`` and each prompt's gold ``labels`` (None where unknown)."""
+    """What a rule weighs: ``scores`` and outcome ``rewards`` ``(R,)`` per real row, ``prompt`` ``(R,)`` the prompt
+    of each row, ``rollouts`` and ``prompt_means`` ``(P,)``, the :class:`GroupView` (None for rules that use no
+    groups), the guard ``counters`` and each prompt's gold ``labels`` (None where unknown)."""
 
     scores: torch.Tensor
+    rewards: torch.Tensor
     prompt: torch.Tensor
     rollouts: np.ndarray
     prompt_means: np.ndarray
@@ -133,9 +136,10 @@ def raise_small_groups(view: GroupView, min_size: int | None, rollouts: np.ndarr
 def fairgrpo_factors(view: GroupView, cfg: RuleSettings, rollouts: np.ndarray, counters: Counter) -> np.ndarray:
     """Per-prompt factor F = T_d * T_g with T = sqrt(N) * mu; the batch divides its scores by F.
 
-    ``official``: T_d is clamped at eps, the product is not (the authors' code). ``paper``: the product
-    is clamped, max(T_d * T_g, eps). ``reward_floor`` raises every mean to the floor first, and
-    ``max_weight_ratio`` bounds max(1/F) / min(1/F).
+    ``official``: T_d is clamped at eps, the product is not (the authors' ``fair_grpo``). ``official_nd``: T_d
+    and mu_g are clamped at eps and F to [eps, 1e6] (the authors' ``fair_grpo_nd``; its mu_d comes from the
+    clusters). ``paper``: the product is clamped, max(T_d * T_g, eps). ``reward_floor`` raises every mean to
+    the floor first, and ``max_weight_ratio`` bounds max(1/F) / min(1/F).
     """
     domain_mean, group_mean = view.domain_mean, view.group_mean
     if cfg.reward_floor is not None:
@@ -146,6 +150,10 @@ def fairgrpo_factors(view: GroupView, cfg: RuleSettings, rollouts: np.ndarray, c
     if cfg.variant == "official":
         domain_factor = np.maximum(np.sqrt(view.domain_count) * domain_mean, cfg.epsilon)
         factor = domain_factor * np.sqrt(view.group_count) * group_mean
+    elif cfg.variant == "official_nd":
+        domain_factor = np.maximum(np.sqrt(view.domain_count) * domain_mean, cfg.epsilon)
+        factor = domain_factor * np.sqrt(view.group_count) * np.maximum(group_mean, cfg.epsilon)
+        factor = np.clip(factor, cfg.epsilon, OFFICIAL_ND_FACTOR_CEILING)
     else:
         factor = np.maximum(
             np.sqrt(view.domain_count) * domain_mean * np.sqrt(view.group_count) * group_mean, cfg.epsilon
@@ -191,8 +199,9 @@ class FairGRPOWeighting(WeightingRule):
     batch_std = True
 
     def apply(self, inputs: RuleInput) -> tuple[torch.Tensor, np.ndarray]:
-        """a = s / F per row in float32 (the official variant keeps s where that is NaN or infinite); with
-        ``batch_std: false`` the weights 1/F are scaled to mean 1 instead (the batch std then divides nothing)."""
+        """a = s / F per row in float32 (where that is NaN or infinite, ``official`` keeps s and ``official_nd`` the
+        row's raw reward, as the authors' code does); with ``batch_std: false`` the weights 1/F are scaled to mean 1
+        instead (the batch std then divides nothing)."""
         cfg = self.config
         factor = fairgrpo_factors(inputs.view, cfg, inputs.rollouts, inputs.counters)
         with np.errstate(divide="ignore"):
@@ -201,10 +210,10 @@ class FairGRPOWeighting(WeightingRule):
             weights = normalise_mean(weights, inputs.rollouts)
             return inputs.scores * torch.from_numpy(weights.astype(np.float32))[inputs.prompt], weights
         scaled = inputs.scores / torch.from_numpy(factor.astype(np.float32))[inputs.prompt]
-        if cfg.variant == "official":
+        if cfg.variant in ("official", "official_nd"):
             bad = ~torch.isfinite(scaled)
             inputs.counters["nonfinite_fallback"] += int(bad.sum())
-            scaled = torch.where(bad, inputs.scores, scaled)
+            scaled = torch.where(bad, inputs.scores if cfg.variant == "official" else inputs.rewards, scaled)
         return scaled, weights
 
 

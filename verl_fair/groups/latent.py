@@ -3,9 +3,10 @@
 Each UNK prompt is described by its vector of rollout rewards; k-means over those vectors, per data
 source, gives pseudo-groups. The number of clusters comes from the elbow rule over k = 1..k_cap.
 
-- :class:`OfficialLatentGroups` reproduces the authors' clustering: unsorted vectors, the whole
-  history refitted every step with ``KMeans(n_init="auto", random_state=0)``. Its cost grows with
-  training length, which is the point of reproducing it.
+- :class:`OfficialLatentGroups` reproduces the authors' clustering (``official`` and ``official_nd``):
+  unsorted vectors, the whole history refitted every step with ``KMeans(n_init="auto", random_state=0)``.
+  Its cost grows with training length, which is the point of reproducing it. It also keeps each
+  visit's true group, when known, to measure the clusters against (``official_nd``).
 - :class:`LatentGroups` (the ``paper`` variant): sorted (or quantile) vectors, bounded memory per
   domain, k-means warm-started from the previous step's centroids, and cluster ids kept stable
   across steps by minimum-cost matching of centroids. A step's prompts are clustered in a canonical
@@ -25,15 +26,18 @@ import numpy as np
 
 from verl_fair.algorithm.state import StateError, expect, expect_array, expect_count
 from verl_fair.config import ClusterConfig
+from verl_fair.groups.labels import UNK
 
 
 @dataclass
 class LatentAssignment:
-    """Per prompt: cluster id, cluster size N_g (question visits) and cluster mean reward mu_g."""
+    """Per prompt: cluster id, cluster size N_g (question visits) and cluster mean reward mu_g; and the
+    domain's inverse-cluster-size weighted mean of the centroid means (the authors' ``fair_grpo_nd`` mu_d)."""
 
     cluster_ids: np.ndarray
     sizes: np.ndarray
     means: np.ndarray
+    domain_mean: float = float("nan")
 
 
 def select_k_elbow(inertias: Sequence[float], tol: float) -> int:
@@ -76,6 +80,12 @@ class OfficialLatentGroups:
         self.config = config
         self.vectors_: dict[str, list[np.ndarray]] = {}
         self.first_visit_: dict[str, dict[str, int]] = {}
+        self.truth_: dict[str, list[str]] = {}  # the true group of every visit, UNK when unknown
+        self.labels_: dict[str, np.ndarray] = {}  # every visit's cluster in the domain's latest fit
+
+    def remember_truth(self, domain: str, truth: Sequence[str]) -> None:
+        """The true groups (UNK when unknown) of the prompts the next :meth:`assign` of ``domain`` adds."""
+        self.truth_.setdefault(domain, []).extend(truth)
 
     def assign(
         self, domain: str, vectors: Sequence[np.ndarray], uids: Sequence[str], unk_visits: float, step: int
@@ -95,15 +105,42 @@ class OfficialLatentGroups:
         model, _ = _fit_elbow(
             x, self.config.k_max, self.config.tol, lambda k: KMeans(n_clusters=k, n_init="auto", random_state=0)
         )
+        self.labels_[domain] = model.labels_
         counts = np.unique(model.labels_, return_counts=True)[1].astype(np.float64)
         labels = model.labels_[[first[uid] for uid in uids]]
         means = np.array([float(model.cluster_centers_[c].mean()) for c in labels], dtype=np.float64)
-        return LatentAssignment(labels.astype(np.int64), counts[labels], means)
+        inverse = 1.0 / counts
+        domain_mean = float((inverse * model.cluster_centers_.mean(axis=1)).sum() / inverse.sum())
+        return LatentAssignment(labels.astype(np.int64), counts[labels], means, domain_mean)
+
+    def alignment(self, domains: Sequence[str]) -> dict[tuple[str, str], float]:
+        """ARI and NMI of the latest clusters against the true groups, over every visit of each domain
+        whose true group is known, as the authors' ``fair_grpo_nd`` measures them: ``(domain, "ari")``,
+        ``(domain, "nmi")`` per domain, and ``("", "ari")``, ``("", "nmi")`` over the domains together
+        (clusters told apart by domain, true groups not). A pair needs two known visits."""
+        from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+        scores: dict[tuple[str, str], float] = {}
+        every_truth, every_cluster = [], []
+        for domain in sorted(set(domains)):
+            known = [i for i, group in enumerate(self.truth_.get(domain, [])) if group != UNK]
+            truth = [self.truth_[domain][i] for i in known]
+            clusters = self.labels_[domain][known] if known else np.empty(0, dtype=np.int64)
+            every_truth += truth
+            every_cluster += [f"{domain}_{c}" for c in clusters]
+            if len(known) > 1:
+                scores[(domain, "ari")] = float(adjusted_rand_score(truth, clusters))
+                scores[(domain, "nmi")] = float(normalized_mutual_info_score(truth, clusters))
+        if len(every_truth) > 1:
+            scores[("", "ari")] = float(adjusted_rand_score(every_truth, every_cluster))
+            scores[("", "nmi")] = float(normalized_mutual_info_score(every_truth, every_cluster))
+        return scores
 
     def state_dict(self) -> dict:
         return {
             "vectors": {d: np.stack(v) for d, v in self.vectors_.items()},
             "first_visit": {d: dict(f) for d, f in self.first_visit_.items()},
+            "truth": {d: list(t) for d, t in self.truth_.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -111,15 +148,24 @@ class OfficialLatentGroups:
         first_visit = expect(state, "first_visit", dict, "latent")
         if set(vectors) != set(first_visit):
             raise StateError("latent.vectors and latent.first_visit name different data sources")
+        truths = expect(state, "truth", dict, "latent") if "truth" in state else {}  # only official_nd keeps them
+        if not set(truths) <= set(vectors):
+            raise StateError("latent.truth names data sources that latent.vectors does not")
         loaded, visits = {}, {}
         for domain in vectors:
             history = expect_array(vectors, domain, "latent.vectors", ndim=2)
             uids = expect(first_visit, domain, dict, "latent.first_visit")
             if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(history) for v in uids.values()):
                 raise StateError(f"latent.first_visit.{domain} refers to visits outside its {len(history)} vectors")
+            truth = truths.get(domain, [])
+            if domain in truths and (
+                not isinstance(truth, list) or len(truth) != len(history) or not all(isinstance(g, str) for g in truth)
+            ):
+                raise StateError(f"latent.truth.{domain} must list one group name per stored vector ({len(history)})")
             loaded[domain] = list(np.asarray(history, dtype=np.float32))
             visits[domain] = dict(uids)
         self.vectors_, self.first_visit_ = loaded, visits
+        self.truth_, self.labels_ = {d: list(t) for d, t in truths.items()}, {}
 
 
 @dataclass

@@ -4,8 +4,9 @@ Two families, both logged every step through the sampler's metrics dict:
 
 - ``fair/train/<domain>/<group>/{prompts,reward_mean,zero_variance_rate}`` and ``fair/train/unk_share``:
   this step's batch, computed by the sampler from TransferQueue;
-- ``fair/estimator/<domain>/<group>/{weight,adv_share}`` and ``fair/estimator/guard/*``: the estimator's
-  previous step (the estimator has no metrics channel, so these lag by one step).
+- ``fair/estimator/<domain>/<group>/{weight,adv_share}``, ``fair/estimator/guard/*`` and, with
+  ``variant: official_nd``, ``fair/estimator/latent/<domain>/{ari,nmi}``: the estimator's previous step
+  (the estimator has no metrics channel, so these lag by one step).
 
 verl's ``MetricsAggregator`` reduces names containing ``max``/``min``/``sum``/``total`` with max, min
 or sum; :func:`metric_name` keeps domain and group names from triggering that.
@@ -68,4 +69,6 @@ def estimator_metrics(report: StepReport) -> dict[str, float]:
         metrics[metric_name("estimator", *key, "adv_share")] = share
     for name, value in report.metrics().items():
         metrics[name.replace("fair/", "fair/estimator/", 1)] = value
+    for (domain, measure), value in report.domain_alignment.items():
+        metrics[metric_name("estimator", "latent", domain, measure)] = value
     return metrics
