@@ -1,11 +1,11 @@
-"""The ``verl-fair`` command line: ``doctor``, ``prepare``, ``discover``, ``report``, ``convert-state``,
-``config-dir`` and ``cpu-overrides``, one module per command."""
+"""The ``verl-fair`` command line: ``doctor``, ``prepare``, ``discover``, ``report``, ``config-dir`` and
+``cpu-overrides``, one module per command."""
 
 from __future__ import annotations
 
 import argparse
 
-from verl_fair.cli import discover, doctor, prepare, report, state
+from verl_fair.cli import discover, doctor, prepare, report
 
 
 def config_dir(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def cpu_overrides(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="verl-fair", description="Fairness-aware RL for verl.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (doctor, prepare, report, discover, state):
+    for module in (doctor, prepare, report, discover):
         module.add_parser(commands)
     for name, command in (("config-dir", config_dir), ("cpu-overrides", cpu_overrides)):
         commands.add_parser(name, help=command.__doc__).set_defaults(run=command)

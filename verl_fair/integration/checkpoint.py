@@ -10,21 +10,18 @@ The state is ``verl_fair_state.npz`` in each ``global_step_N`` folder: plain arr
 run code when loaded (:mod:`verl_fair.algorithm.state`), every field checked on load. A resume that finds
 no state, a corrupt or truncated file, or a state written with other ``algorithm.fair_grpo`` settings
 stops the run with a message naming the fix; set ``VERL_FAIR_FRESH_STATE=1`` to start the statistics
-afresh on purpose (for example when switching a GRPO run to FairGRPO). The pickle files of verl-fair 0.1
-(``verl_fair_state.pkl``) are never loaded: ``verl-fair convert-state`` converts one you trust.
+afresh on purpose (for example when switching a GRPO run to FairGRPO).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 
-from verl_fair.algorithm.state import PICKLE_STATE_FILE, STATE_FILE, StateError, read_state, write_state
+from verl_fair.algorithm.state import STATE_FILE, StateError, read_state, write_state
 from verl_fair.config import FairGRPOConfig
 from verl_fair.integration import context
 from verl_fair.integration.preflight import plan_run
@@ -75,13 +72,6 @@ def restore(config) -> bool:
         return False
     path = folder / STATE_FILE
     if not path.is_file():
-        if (folder / PICKLE_STATE_FILE).is_file():
-            return _refuse(
-                f"verl resumes from {folder}, whose FairGRPO state is a pickle written by verl-fair 0.1 "
-                f"({PICKLE_STATE_FILE}). Pickles can run code when loaded, so this verl-fair never loads one. "
-                f"If you wrote that file and trust it, convert it: verl-fair convert-state "
-                f"{folder / PICKLE_STATE_FILE} --trust-pickle"
-            )
         return _refuse(
             f"verl resumes from {folder}, but it holds no FairGRPO state ({STATE_FILE}): the group "
             "statistics and clustering memory would restart from zero. Resume from a checkpoint written "
@@ -105,65 +95,3 @@ def _refuse(message: str) -> bool:
         "verl-fair: %s. Starting the FairGRPO statistics afresh because %s is set.", message, FRESH_STATE_ENV
     )
     return False
-
-
-def convert_pickle_state(path: Path, *, trust_pickle: bool) -> Path:
-    """Convert a verl-fair 0.1 ``verl_fair_state.pkl`` into ``verl_fair_state.npz`` beside it.
-
-    Unpickling runs whatever code the file holds, so this needs ``trust_pickle=True``: only for a file
-    you wrote yourself. Returns the new file's path.
-    """
-    import pickle
-
-    if not trust_pickle:
-        raise PermissionError(
-            f"{path} is a pickle: loading it can run any code it holds. Convert it only if you wrote it "
-            "yourself, by passing --trust-pickle."
-        )
-    with path.open("rb") as f:
-        old = pickle.load(f)  # the user vouched for this file
-    return write_state(path.with_name(STATE_FILE), upgrade_v1_state(old))
-
-
-def upgrade_v1_state(old: dict[str, Any]) -> dict[str, Any]:
-    """The version-2 layout of a verl-fair 0.1 state dict (same statistics, JSON-friendly keys)."""
-    import numpy as np
-
-    if not isinstance(old, dict) or old.get("version") != 1:
-        raise StateError("not a verl-fair 0.1 FairGRPO state (version 1)")
-    settings = json.loads(old["config"])
-    history = settings["history"]
-    raw = {
-        **{k: settings[k] for k in ("variant", "weighting", "epsilon", "reward_floor", "max_weight_ratio")},
-        **{k: settings[k] for k in ("min_group_size", "reward_max", "group_attributes", "age_bins")},
-        **{k: settings[k] for k in ("data_source_key", "labels", "alpha", "dro_step_size", "dro_size_adjustment")},
-        "history": "all" if history["mode"] == "all" else {history["mode"]: history[history["mode"]]},
-        "cluster": settings["cluster"],
-    }
-    config = FairGRPOConfig.from_mapping(raw, norm_adv_by_std_in_grpo=settings["norm_adv_by_std_in_grpo"])
-
-    def stats(entry: dict, tuple_keys: bool) -> dict:
-        return {
-            "keys": [list(k) if tuple_keys else [k] for k in entry["keys"]],
-            "sums": np.asarray(entry["sums"], dtype=np.float64),
-            "window_ids": [np.asarray(ids) for ids, _ in entry["window"]],
-            "window_rows": [np.asarray(rows) for _, rows in entry["window"]],
-        }
-
-    latent = old["latent"]
-    if "domains" in latent:
-        for memory in latent["domains"].values():
-            memory["warm"] = {str(k): v for k, v in (memory["warm"] or {}).items()}
-    losses = old["dro"]["losses"]
-    rule = {"keys": [list(k) for k in losses], "losses": np.array(list(losses.values()), dtype=float)}
-    totals = {("small_group" if k == "small_group_pool" else k): int(v) for k, v in old["guard_totals"].items()}
-    return {
-        "version": 2,
-        "config": config.fingerprint(),
-        "steps": int(old["steps"]),
-        "group_stats": stats(old["group_stats"], tuple_keys=True),
-        "domain_stats": stats(old["domain_stats"], tuple_keys=False),
-        "latent": latent,
-        "rule": rule if config.weighting == "group_dro" else {},
-        "guard_totals": totals,
-    }
