@@ -269,3 +269,30 @@ def test_command_line_exit_codes_and_workers(tmp_path, capsys):
     assert imaging.main(["video", str(tmp_path / "bad"), str(tmp_path / "out")]) == 1
     assert imaging.main(["nifti", str(tmp_path / "bad"), str(tmp_path / "out")]) == 2
     assert "no .nii / .nii.gz files" in capsys.readouterr().err
+
+
+def _nan_volume(path: Path, empty_slices) -> Path:
+    volume = np.full((4, 3, 3), 40.0, np.float32)
+    volume[..., empty_slices] = np.nan
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), path)
+    return path
+
+
+def test_nifti_slices_without_any_value_are_refused_and_counted_not_written_black(tmp_path):
+    _nan_volume(tmp_path / "ct" / "001.nii", [0, 1, 2])
+    _nan_volume(tmp_path / "ct" / "002.nii", [1])
+    report = imaging.convert_folder("nifti", tmp_path / "ct", tmp_path / "out")
+    assert (report.converted, len(report.failed)) == (0, 2) and not (tmp_path / "out").exists()
+    assert "001.nii: every voxel is NaN (no value to show)" in report.failed[0]
+    assert "002.nii: slice(s) 2 of 3 hold only NaN voxels (no value to show)" in report.failed[1]
+
+
+def test_a_truncated_uncompressed_dicom_is_said_to_be_truncated_not_to_need_a_decoder(tmp_path):
+    whole = write_dicom(tmp_path / "whole.dcm", np.arange(64 * 64).reshape(64, 64) % 4000).read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(whole[:-3000])
+    with pytest.raises(ConversionError) as caught:
+        imaging.dicom_to_png(tmp_path / "cut.dcm", tmp_path / "cut.png")
+    message = str(caught.value)
+    assert f"{tmp_path / 'cut.dcm'}: its pixel data is truncated or corrupt" in message
+    assert "decoder" not in message and not (tmp_path / "cut.png").exists()

@@ -152,6 +152,10 @@ def read_dicom(path: Path | str) -> np.ndarray:
         stored = ds.pixel_array
     except (AttributeError, RuntimeError, NotImplementedError, ValueError) as error:
         syntax = ds.file_meta.get("TransferSyntaxUID")
+        if syntax is not None and not syntax.is_compressed:
+            raise ConversionError(
+                path, f"its pixel data is truncated or corrupt ({error})", "re-export or re-download the file"
+            ) from error
         raise ConversionError(
             path,
             f"its pixel data ({getattr(syntax, 'name', syntax)}) cannot be decoded: {error}",
@@ -238,8 +242,9 @@ def nifti_to_slices(
     ``(centre, width)``: the brain window maps 0 HU and below to black, 40 HU to mid-grey, 80 HU and above to
     white. Slice k is the k-th along the stored third axis, as CT-ICH's ``SliceNumber`` counts them; each is
     shown the radiological way, read from the affine: anterior at the top, the patient's right on the left.
-    Raises :class:`ConversionError` for a file that is not NIfTI, not 3-D, or whose third axis is not the
-    axial (S-I) one. Returns the written paths.
+    Raises :class:`ConversionError` for a file that is not NIfTI, not 3-D, whose third axis is not the
+    axial (S-I) one, or with a slice of NaN voxels only (nothing to show; NaN voxels among others are black).
+    Returns the written paths.
     """
     nib = _require("nibabel")
     path, out_dir = Path(path), Path(out_dir)
@@ -255,16 +260,28 @@ def nifti_to_slices(
             "reorient the volume to axial slices first",
         )
     hu = np.asarray(image.get_fdata(dtype=np.float32)).reshape(image.shape[:3])
+    _refuse_empty_slices(path, hu)
     if ornt[0, 0] == 0:  # axis 0 runs right-left: rows must run anterior-posterior
         hu = hu.transpose(1, 0, 2)
         ornt = ornt[[1, 0, 2]]
     # io_orientation's +1 means the index grows towards anterior (rows) or right (columns): flip those
     hu = hu[:: -1 if ornt[0, 1] > 0 else 1, :: -1 if ornt[1, 1] > 0 else 1]
-    pixels = _quantise(apply_window(hu, *window), 8)
+    pixels = _quantise(np.nan_to_num(apply_window(hu, *window), nan=0.0), 8)
     return [
         _save(np.ascontiguousarray(pixels[:, :, k]), out_dir / name)
         for k, name in enumerate(_slice_names(pixels.shape[2], suffix))
     ]
+
+
+def _refuse_empty_slices(path: Path, hu: np.ndarray) -> None:
+    """:class:`ConversionError` when the volume, or a slice of it, holds NaN voxels only."""
+    empty = np.flatnonzero(np.isnan(hu).all(axis=(0, 1))) + 1
+    if len(empty) == hu.shape[2]:
+        raise ConversionError(path, "every voxel is NaN (no value to show)", "re-export the volume")
+    if len(empty):
+        shown = ", ".join(str(k) for k in empty[:10]) + (" ..." if len(empty) > 10 else "")
+        problem = f"slice(s) {shown} of {hu.shape[2]} hold only NaN voxels (no value to show)"
+        raise ConversionError(path, problem, "re-export the volume")
 
 
 # --- video -------------------------------------------------------------------------------------------------------
