@@ -107,3 +107,13 @@ def test_k_below_one_is_refused_by_name(tmp_path, flag):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2 and flag in result.stderr and "below 1" in result.stderr
+
+
+def test_a_missing_input_is_said_not_to_exist_with_its_path(tmp_path, capsys):
+    from verl_fair.cli import main
+
+    missing = tmp_path / "nope.parquet"
+    assert main(["discover", str(missing), "--output", str(tmp_path / "o.parquet"), "--feature-column", "f"]) == 2
+    assert f"verl-fair discover: {missing} does not exist; give the parquet file" in capsys.readouterr().err
+    assert main(["discover", str(tmp_path), "--output", str(tmp_path / "o.parquet"), "--feature-column", "f"]) == 2
+    assert f"verl-fair discover: {tmp_path} is a folder; give the parquet file" in capsys.readouterr().err

@@ -64,6 +64,9 @@ def discover(
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
     from tqdm import tqdm
 
+    if not input_path.is_file():
+        state = "is a folder" if input_path.is_dir() else "does not exist"
+        raise ValueError(f"{input_path} {state}; give the parquet file with the feature column (e.g. train.parquet)")
     frame = pd.read_parquet(input_path)
     for column in (feature_column, data_source_key):
         if column not in frame.columns:
