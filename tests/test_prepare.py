@@ -290,3 +290,15 @@ def test_balanced_training_file_oversamples_small_groups(tmp_path):
         pd.read_parquet(tmp_path / "again" / "train_balanced.parquet")["extra_info"].tolist()
         == rows["extra_info"].tolist()
     )
+
+
+@pytest.mark.parametrize("bins", [["50", "25"], ["nan"], ["inf"], ["-1"], ["25", "25"]])
+def test_age_bins_the_estimator_refuses_are_refused_before_reading(tmp_path, capsys, bins):
+    from verl_fair.cli import main
+
+    pd.DataFrame({"dx": ["mel"], "age": ["40"]}).to_csv(tmp_path / "t.csv", index=False)
+    command = ["prepare", "table", str(tmp_path / "t.csv"), "--output", str(tmp_path / "out"), "--data-source", "d"]
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--label-column", "dx", "--age-column", "age", "--age-bins", *bins])
+    assert exited.value.code == 2 and not (tmp_path / "out").exists()
+    assert f"--age-bins {' '.join(bins)}: expected a non-empty, strictly increasing list" in capsys.readouterr().err

@@ -1,9 +1,11 @@
 """verl-fair prepare on bad and awkward inputs: every problem is named (file, line, id) and counted, never
 written silently wrong; the output folder is replaced whole or refused, never mixed."""
 
+import importlib.util
 import io
 import json
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -171,10 +173,10 @@ def test_a_json_object_or_boolean_answer_is_a_bad_row_not_a_label(tmp_path):
     )
     report = _prepare(data.read_jsonl(path), tmp_path / "out")
     assert list(_rows(tmp_path / "out")["reward_model"].map(lambda r: r["ground_truth"])) == ["edema"]
-    assert [s.split(": a JSON")[0] for s in report.skipped] == [
-        "d.jsonl line 2 (id p2): answer",
-        "d.jsonl line 3 (id p3): answer",
-        "d.jsonl line 4 (id p4): answer",
+    assert [s.split(" holds a JSON")[0] for s in report.skipped] == [
+        "d.jsonl line 2 (id p2): label: 'answer'",
+        "d.jsonl line 3 (id p3): label: 'answer'",
+        "d.jsonl line 4 (id p4): label: 'answer'",
     ]
     assert "object" in report.skipped[0] and "boolean" in report.skipped[1]
 
@@ -374,3 +376,157 @@ def test_every_input_row_is_written_or_skipped(kinds, fraction):
         assert report.input_rows == rows
         assert report.written["train"] + report.written["val"] + len(report.skipped) == rows
         assert sum(report.skipped_by_field.values()) == len(report.skipped)
+
+
+# 7. table cells and files that look like data but are not: missing markers, label text, malformed lines, formats
+
+
+def _dx_table(tmp_path: Path, labels: list[str], name: str = "t.csv") -> Path:
+    table = tmp_path / name
+    pd.DataFrame({"id": [f"p{i}" for i in range(len(labels))], "dx": labels}).to_csv(table, index=False)
+    return table
+
+
+def _spec(**overrides) -> data.TableSpec:
+    return data.TableSpec(**{"data_source": "d", "label_column": "dx", "id_column": "id", **overrides})
+
+
+def test_missing_value_markers_in_the_label_column_are_skipped_rows_not_diagnoses(tmp_path):
+    table = _dx_table(tmp_path, ["mel", "NaN", "nan", "None", "nv, nan"])
+    report = _prepare(data.read_table(table, _spec()), tmp_path / "out")
+    assert list(_rows(tmp_path / "out")["reward_model"].map(lambda r: r["ground_truth"])) == ["mel"]
+    assert [s.split(": label: ")[0] for s in report.skipped] == [f"t.csv line {n} (id p{n - 2})" for n in (3, 4, 5, 6)]
+    assert "'NaN' marks a missing value" in report.skipped[0] and "'nan' marks" in report.skipped[3]
+    assert report.skipped_by_field == {"label": 4}
+
+
+def test_and_inside_a_label_does_not_split_it_or_make_the_source_multi_label(tmp_path):
+    table = _dx_table(tmp_path, ["Hand and foot disease", "measles", "Rock & roll"])
+    _prepare(data.read_table(table, _spec()), tmp_path / "out")
+    rows = _rows(tmp_path / "out")
+    assert list(rows["reward_model"].map(lambda r: r["ground_truth"])) == [
+        "Hand and foot disease",
+        "measles",
+        "Rock & roll",
+    ]
+    assert not any(info["multi_label"] for info in rows["extra_info"])
+
+
+def test_a_csv_line_with_more_cells_than_the_header_is_refused_and_ids_stay_right(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text('id,dx,sex\np1,mel,F,extra,cells\np2,nv,M\n\n"p3",nv,F\np4,"a\nb",M,x\np5,bkl\n')
+    report = _prepare(data.read_table(table, _spec(sex_column="sex")), tmp_path / "out")
+    written = _rows(tmp_path / "out")
+    assert [(e["source_id"], e["demographics"]["sex"]) for e in written["extra_info"]] == [
+        ("p2", "M"),
+        ("p3", "F"),
+        ("p5", None),
+    ]
+    fix = "put a cell that holds ',' in double quotes, or remove the extra cells"
+    assert report.skipped == [
+        f"t.csv line 2 (id 2): cells: 5 cells, but the header has 3 columns; {fix}",
+        f"t.csv line 6 (id 6): cells: 4 cells, but the header has 3 columns; {fix}",
+    ]
+    assert report.input_rows == 5 and report.skipped_by_field == {"cells": 2}
+
+
+@pytest.mark.parametrize(
+    ("name", "write"),
+    [
+        ("t.jsonl", lambda frame, path: frame.to_json(path, orient="records", lines=True)),
+        ("t.json", lambda frame, path: frame.to_json(path, orient="records")),
+        ("t.tsv", lambda frame, path: frame.to_csv(path, sep="\t", index=False)),
+        ("t.PARQUET", lambda frame, path: frame.to_parquet(path)),
+    ],
+)
+def test_tables_are_read_by_their_suffix(tmp_path, name, write):
+    write(pd.DataFrame({"id": ["a", "b"], "dx": ["mel", "nv, bkl"], "sex": ["F", "M"]}), tmp_path / name)
+    report = _prepare(data.read_table(tmp_path / name, _spec(sex_column="sex")), tmp_path / "out")
+    rows = _rows(tmp_path / "out")
+    assert list(rows["reward_model"].map(lambda r: r["ground_truth"])) == ["mel", "nv, bkl"] and not report.skipped
+    assert [e["demographics"]["sex"] for e in rows["extra_info"]] == ["F", "M"]
+
+
+def test_a_table_suffix_that_cannot_be_read_is_refused_naming_the_formats(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("id,dx\np1,mel\n")
+    (tmp_path / "t.xlsx").write_text("id,dx\np1,mel\n")
+    with zipfile.ZipFile(tmp_path / "book.xlsx", "w") as book:  # a workbook as far as pandas looks before openpyxl
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    for name, problem in (("t.txt", "the suffix '.txt' is not a table format"), ("t.xlsx", "not an .xlsx workbook")):
+        assert main(_table_cli(tmp_path / name, tmp_path / "out")) == 2
+        error = capsys.readouterr().err
+        assert f"{tmp_path / name}: {problem}" in error and ".csv, .tsv, .jsonl, .json, .parquet" in error
+    if importlib.util.find_spec("openpyxl") is None:
+        assert main(_table_cli(tmp_path / "book.xlsx", tmp_path / "out")) == 2
+        assert "reading .xlsx needs openpyxl (pip install openpyxl)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_label_map_codes_match_ignoring_case_as_the_reward_does(tmp_path):
+    table = _dx_table(tmp_path, ["MEL", "mel", "Mel.", "nv"])
+    _prepare(data.read_table(table, _spec(label_map={"mel": "melanoma"})), tmp_path / "out")
+    truths = _rows(tmp_path / "out")["reward_model"].map(lambda r: r["ground_truth"])
+    assert list(truths) == ["melanoma", "melanoma", "melanoma", "nv"]
+    with pytest.raises(ValueError, match="--label-map gives 'mel' and 'MEL' different names"):
+        list(data.read_table(table, _spec(label_map={"mel": "melanoma", "MEL": "nevus"})))
+
+
+def test_a_joined_table_with_a_key_on_two_rows_is_refused_naming_the_key_and_lines(tmp_path, capsys):
+    table = _dx_table(tmp_path, ["mel", "nv"])
+    people = tmp_path / "people.csv"
+    people.write_text("id,sex\np0,F\np1,M\np0,M\np1,M\n")  # p1 twice alike: one row; p0 twice, differing
+    assert main([*_table_cli(table, tmp_path / "out"), "--id-column", "id", "--join", f"{people}:id"]) == 2
+    error = capsys.readouterr().err
+    assert f"--join {people}: the key 'id' = 'p0' is on people.csv line 2, people.csv line 4 with different" in error
+    people.write_text("id,sex\np0,F\np1,M\np1,M\n")
+    assert main([*_table_cli(table, tmp_path / "out"), "--id-column", "id", "--join", f"{people}:id"]) == 0
+
+
+def test_an_output_path_without_a_folder_name_is_refused_saying_why(tmp_path, capsys):
+    table = _dx_table(tmp_path, ["mel"])
+    assert main([*_table_cli(table, Path("/"))]) == 2
+    error = capsys.readouterr().err
+    assert "--output /: the root folder cannot be replaced" in error and "empty name" not in error
+
+
+def test_a_folder_named_like_an_image_is_said_to_be_a_folder(tmp_path):
+    (tmp_path / "dir.png").mkdir()
+    path = _jsonl(tmp_path / "d.jsonl", [_row(1), _row(2, images=["dir.png"])])
+    report = _prepare(data.read_jsonl(path), tmp_path / "out")
+    assert report.skipped == [
+        f"d.jsonl line 2 (id p2): image: {tmp_path / 'dir.png'} is a folder, not an image file; name the image in it"
+    ]
+
+
+def test_a_symbolic_link_in_the_image_folder_pointing_outside_it_is_refused(tmp_path):
+    outside = _image(tmp_path / "elsewhere" / "secret.png")
+    folder = tmp_path / "data"
+    _image(folder / "a.png")
+    (folder / "link.png").symlink_to(outside)
+    (folder / "inner.png").symlink_to(folder / "a.png")  # a link that stays inside is fine
+    path = _jsonl(
+        folder / "d.jsonl", [_row(1, images=["a.png"]), _row(2, images=["link.png"]), _row(3, images=["inner.png"])]
+    )
+    report = _prepare(data.read_jsonl(path), tmp_path / "out")
+    assert len(_rows(tmp_path / "out")) == 2
+    assert report.skipped == [
+        f"d.jsonl line 2 (id p2): image: 'link.png' resolves through a symbolic link to {outside}, outside the image "
+        "folders "
+        f"({folder}); copy the file in, or add its folder with --image-root"
+    ]
+
+
+def test_a_key_given_twice_in_a_demographics_string_is_a_conflict_not_the_last_value(tmp_path):
+    rows = [_row(1, demo="sex: F, age: 40, sex: M"), _row(2, demo="sex: F; age: 50; age: 50"), _row(3, demo="sex: M")]
+    report = _prepare(data.read_jsonl(_jsonl(tmp_path / "d.jsonl", rows)), tmp_path / "out")
+    demographics = [e["demographics"] for e in _rows(tmp_path / "out")["extra_info"]]
+    assert [(d["sex"], d["age"]) for d in demographics] == [(None, 40.0), ("F", 50.0), ("M", None)]
+    assert report.unusable_demographics[("sex", "conflicting values")] == 1
+    assert "sex conflicting values: 1" in data.summary_text(report, 30)
+
+
+def test_each_field_is_counted_under_one_name_whatever_the_input_calls_it(tmp_path):
+    rows = [_row(1), _row(2, answer={"dx": 1}), _row(3, problem=7), _row(4, answer=""), _row(5, problem="")]
+    report = _prepare(data.read_jsonl(_jsonl(tmp_path / "d.jsonl", rows)), tmp_path / "out")
+    assert report.skipped_by_field == {"label": 2, "question": 2}
+    assert "'answer' holds a JSON object" in report.skipped[0] and "'problem' holds a JSON number" in report.skipped[1]

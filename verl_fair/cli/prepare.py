@@ -66,6 +66,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+class AgeBins(argparse.Action):
+    """``--age-bins``: checked as the estimator checks ``algorithm.fair_grpo.age_bins``, at parse time."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from verl_fair.config import CORE_KNOBS
+        from verl_fair.settings import Invalid
+
+        check = next(knob.check for knob in CORE_KNOBS if knob.key == "age_bins")
+        try:
+            setattr(namespace, self.dest, check(values))
+        except Invalid as error:
+            parser.error(f"{option_string} {' '.join(f'{v:g}' for v in values)}: expected {error}")
+
+
 def _join(item: str) -> tuple:
     from pathlib import Path
 
@@ -79,9 +93,12 @@ def _join(item: str) -> tuple:
 def add_parser(commands) -> None:
     parser = commands.add_parser("prepare", help=run.__doc__)
     parser.add_argument(
-        "format", choices=["jsonl", "table"], help="jsonl: the FairGRPO authors' layout; table: a CSV or Parquet file"
+        "format",
+        choices=["jsonl", "table"],
+        help="jsonl: the FairGRPO authors' layout; table: a .csv, .tsv, .jsonl, .json, .parquet or .xlsx (with "
+        "openpyxl) table, read by its suffix",
     )
-    parser.add_argument("input", help="the .jsonl, .csv or .parquet file")
+    parser.add_argument("input", help="the authors' .jsonl file, or the table")
     parser.add_argument(
         "--output",
         required=True,
@@ -131,16 +148,27 @@ def add_parser(commands) -> None:
         "--age-bins",
         nargs="+",
         type=float,
-        default=list(AGE_BINS),
-        help="upper edges of the age bins A1.. for the group counts (the estimator's algorithm.fair_grpo.age_bins)",
+        action=AgeBins,
+        default=AGE_BINS,
+        help="upper edges of the age bins A1.. for the group counts, checked as the estimator's "
+        "algorithm.fair_grpo.age_bins",
     )
     table = parser.add_argument_group("table")
     table.add_argument("--data-source", help="the data source (domain) of every row")
     table.add_argument("--data-source-column")
-    table.add_argument("--label-column", help="column holding the diagnosis (several labels separated by ',')")
+    table.add_argument(
+        "--label-column",
+        help="column holding the diagnosis (several labels separated by ',', ';' or '|'; never split on 'and'); "
+        "NaN, None, n/a and other missing markers are no label (the row is skipped)",
+    )
     table.add_argument("--label-columns", nargs="+", help="one-hot columns; a row's labels are those set positive")
     table.add_argument("--positive-values", nargs="+", default=["1", "1.0", "true", "yes"])
-    table.add_argument("--label-map", action="append", help="CODE=NAME, e.g. mel=melanoma (repeatable)")
+    table.add_argument(
+        "--label-map",
+        action="append",
+        help="CODE=NAME, e.g. mel=melanoma (repeatable); codes match labels ignoring case and punctuation, as the "
+        "reward compares labels (MEL, mel and Mel. are one code)",
+    )
     table.add_argument("--image-column")
     table.add_argument(
         "--image-template", help="image path from columns, e.g. 'ct/{PatientNumber:0>3}/{SliceNumber}.jpg'"
@@ -158,6 +186,7 @@ def add_parser(commands) -> None:
     table.add_argument(
         "--join",
         action="append",
-        help="FILE:COLUMN or FILE:COLUMN_HERE=COLUMN_THERE, a left join (e.g. patient demographics)",
+        help="FILE:COLUMN or FILE:COLUMN_HERE=COLUMN_THERE, a left join (e.g. patient demographics); FILE needs "
+        "one row per key (identical rows count once)",
     )
     parser.set_defaults(run=run)

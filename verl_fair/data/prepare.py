@@ -4,8 +4,9 @@ Two readers feed one writer:
 
 - :func:`read_jsonl`: the JSONL layout the FairGRPO authors trained on (``problem``, ``answer``,
   ``images`` relative to the file, ``dataset``, ``data_source``, ``demo`` = "sex: Male, age: 68");
-- :func:`read_table`: any CSV or Parquet table with a label column (or one-hot label columns), an
-  optional image-path column and demographic columns named by the caller.
+- :func:`read_table`: a table (CSV, TSV, JSON Lines, JSON, Parquet or, with openpyxl, XLSX, told by the
+  file's suffix) with a label column (or one-hot label columns), an optional image-path column and
+  demographic columns named by the caller; ``--join`` tables add columns by key, one row per key.
 
 Each output row has ``data_source`` (the FairGRPO domain), ``prompt`` (one user message: an
 ``<image>`` marker per image, the question, the paper's think-then-box instruction), ``images``
@@ -16,13 +17,16 @@ joined by ", ") and ``extra_info``: ``index``, ``split``, ``source_id``, ``modal
 the reward splits a ground truth), else False, so that the reward can tell multi-label data sources,
 where naming several labels is expected, from single-label ones, where it is hedging.
 
-Every row is checked. A bad row is reported with the file, its line (CSV/TSV: the data row + 1 for the
-header; JSONL: the file line; Parquet: ``row`` and the 0-based row index), its id and the field, and
-skipped, or stops the run (``on_error="stop"``); nothing is dropped silently. Bad rows: a line that is
-not UTF-8 or not JSON, no question, no label (or a JSON object or boolean as a label), an empty image
-cell in a table with images, an image path outside the image folders, a file Pillow cannot read as
-an image. Unusable demographic values do not drop a row: they become None and are counted by
-attribute and reason; rows sharing an id are kept (in one split) and counted.
+Labels are split on ",", ";", "|" and new lines, never on "and" or "&" ("Hand and foot disease" is one
+label). Every row is checked. A bad row is reported with the file, its line (CSV/TSV and the authors'
+JSONL: the line in the file where the row starts; other tables: ``row`` and the 0-based row index), its
+id and the field, and skipped, or stops the run (``on_error="stop"``); nothing is dropped silently. Bad
+rows: a line that is not UTF-8 or not JSON, a CSV line with more cells than the header, no question, no
+label (a missing-value marker such as "NaN" or "None", or a JSON object or boolean, is no label), an
+empty image cell in a table with images, an image path outside the image folders (symbolic links are
+followed), a file Pillow cannot read as an image. Unusable demographic values do not drop a row: they
+become None and are counted by attribute and reason (a key given twice with different values in a
+``demo`` string is a conflict); rows sharing an id are kept (in one split) and counted.
 
 The output folder is written whole or not at all: the files go to a temporary sibling folder that
 then replaces the output folder. A folder that is not empty is refused unless ``overwrite``; the
@@ -42,6 +46,7 @@ import re
 import shutil
 import string
 import uuid
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +55,7 @@ from typing import Any
 
 from verl_fair.groups.labels import AGE_BINS, UNK, group_key
 from verl_fair.normalise import demographics as normalise
-from verl_fair.normalise.diagnosis import LABEL_SEPARATORS, split_labels, synonym_table
+from verl_fair.normalise.diagnosis import normalise_label, synonym_table
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ ABILITY = "medical_diagnosis"
 SPLITS = ("train", "val")
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by errors="surrogateescape"
 _FIELD_ROOT = re.compile(r"[.\[]")
+_LABEL_SEPARATORS = re.compile(r"\s*[,;|\n]\s*")  # not "and" nor "&": "Hand and foot disease" is one label
+TABLE_FORMATS = ".csv, .tsv, .jsonl, .json, .parquet and .xlsx (with openpyxl)"
 
 
 class RowError(ValueError):
@@ -152,8 +159,9 @@ def normalise_age(value: Any, report: Report) -> float | None:
 
 
 def normalise_attribute(name: str, value: Any, report: Report) -> str | None:
-    if normalise.is_missing(value):
-        report.unusable_demographics[(name, "missing")] += 1
+    reason = normalise.missing_reason(value)
+    if reason is not None:
+        report.unusable_demographics[(name, "missing" if reason == normalise.EMPTY else reason)] += 1
         return None
     return str(value).strip()
 
@@ -210,13 +218,18 @@ def _jsonl_example(line: str, number: int, where: str, roots: Sequence[Path], at
         return RowError(where, "dataset", "missing data source ('dataset' or 'data_source')", row_id)
     problem = row.get("problem")
     if problem is not None and not isinstance(problem, str):
-        return RowError(where, "problem", f"a JSON {_json_type(problem)} is not a question; give a string", row_id)
+        message = f"'problem' holds a JSON {_json_type(problem)}, not a question; give a string"
+        return RowError(where, "question", message, row_id)
     answer_field = "answer" if "answer" in row else "ground_truth"
     answer = row.get(answer_field)
     for value in answer if isinstance(answer, list) else [answer]:
         if isinstance(value, (dict, list, bool)):
-            message = f"a JSON {_json_type(value)} is not a diagnosis label; give a string or a list of strings"
-            return RowError(where, answer_field, message, row_id)
+            message = f"'{answer_field}' holds a JSON {_json_type(value)}, which is not a diagnosis label; give a "
+            return RowError(where, "label", message + "string or a list of strings", row_id)
+    try:
+        labels = _labels(answer)
+    except ValueError as error:
+        return RowError(where, "label", f"'{answer_field}': {error}", row_id)
     images = row.get("images")
     images = [] if images is None else [images] if isinstance(images, str) else images
     if not isinstance(images, list) or not all(isinstance(p, str) and p.strip() for p in images):
@@ -237,7 +250,7 @@ def _jsonl_example(line: str, number: int, where: str, roots: Sequence[Path], at
     return Example(
         data_source=source.strip(),
         question=(problem or "").replace("<image>", "").strip(),
-        labels=_labels(answer),
+        labels=labels,
         images=paths,
         demographics={name: parsed.get(name) for name in ("sex", "age", *attributes)},
         source_id=row_id,
@@ -252,7 +265,8 @@ def _json_type(value: Any) -> str:
 
 @dataclass
 class TableSpec:
-    """How to read a CSV/Parquet table: which columns hold what."""
+    """How to read a table: which columns hold what. ``label_map`` codes match labels ignoring case and
+    punctuation, as the reward compares labels."""
 
     data_source: str | None = None
     data_source_column: str | None = None
@@ -269,7 +283,7 @@ class TableSpec:
     attribute_columns: Mapping[str, str] = field(default_factory=dict)
     question: str = "What is the diagnosis?"
     id_column: str | None = None
-    joins: Sequence[tuple[Path, str, str]] = ()  # (table, column here, column there): left joins, in order
+    joins: Sequence[tuple[Path, str, str]] = ()  # (table, column here, column there): left joins, one row per key
 
     def validate(self, columns: Iterable[str]) -> None:
         columns = set(columns)
@@ -299,43 +313,84 @@ class TableSpec:
 
 
 def read_table(path: Path, spec: TableSpec) -> Iterator[Example | RowError]:
-    """Examples from a CSV or Parquet table described by ``spec``.
+    """Examples from a table described by ``spec``, read by its suffix (see :func:`_read`).
 
-    A cell holding a list (a Parquet list column) gives one label per item. When the table has images
-    (``image_column`` or ``image_template``) a row with an empty image cell is a bad row, and so is
-    one whose image path leads outside the image folders. Raises ValueError for a table with no rows,
-    a header with bytes that are not UTF-8, or columns ``spec`` names that are not there.
+    A cell holding a list (a Parquet list column) gives one label per item. A CSV/TSV line with more
+    cells than the header is a bad row. When the table has images (``image_column`` or
+    ``image_template``) a row with an empty image cell is a bad row, and so is one whose image path
+    leads outside the image folders. Raises ValueError for a table with no rows or a suffix it cannot
+    read, a header with bytes that are not UTF-8, columns ``spec`` names that are not there, a joined
+    table with a key on rows that differ, or ``label_map`` codes that match alike but name differently.
     """
-    frame = _read(path)
+    table = _read(path)
+    frame = table.frame
     for other, here, there in spec.joins:
         extra = _read(other)
-        for name, columns, key in (("this table", frame.columns, here), (str(other), extra.columns, there)):
+        for name, columns, key in (("this table", frame.columns, here), (str(other), extra.frame.columns, there)):
             if key not in columns:
                 raise ValueError(f"join column {key!r} is not in {name}; it has {sorted(columns)}")
-        extra = extra.drop_duplicates(subset=[there])
-        frame = frame.merge(extra, how="left", left_on=here, right_on=there, suffixes=("", f" ({other.stem})"))
+        extra_rows = _one_row_per_key(extra, there)
+        frame = frame.merge(extra_rows, how="left", left_on=here, right_on=there, suffixes=("", f" ({other.stem})"))
         frame = frame.fillna("")
     spec.validate(frame.columns)
     if frame.empty:
         raise ValueError(f"{path}: the table has a header but no rows")
     roots = spec.roots(path)
     positive = {v.lower() for v in spec.positive_values}
-    parquet = path.suffix == ".parquet"
+    codes = _label_codes(spec.label_map)
     for index, row in enumerate(frame.to_dict(orient="records")):
-        # the id of a row without an id column or image: its position, 1-based for Parquet, the line for CSV
-        where, default_id = (
-            (f"{path.name} row {index}", str(index + 1))
-            if parquet
-            else (f"{path.name} line {index + 2}", str(index + 2))
-        )
+        # the id of a row without an id column or image: its line in a CSV, else its 1-based position
+        where, default_id = table.where(index), table.default_id(index)
+        if index in table.malformed:
+            yield RowError(where, "cells", table.malformed[index], default_id)
+            continue
         try:
-            yield _table_example(row, where, default_id, spec, roots, positive)
+            yield _table_example(row, where, default_id, spec, roots, positive, codes)
         except RowError as error:
             yield error
 
 
+def _one_row_per_key(table: _Table, key: str):
+    """The rows of a joined table, identical rows counted once; ValueError naming the key and the rows when a
+    key is on rows that differ (which of them holds the right values cannot be told)."""
+    frame = table.frame
+    distinct = frame[~frame.astype(str).duplicated()]
+    clashing = distinct[distinct[key].duplicated(keep=False)]
+    if not clashing.empty:
+        value = clashing[key].iloc[0]
+        places = ", ".join(table.where(i) for i in clashing.index[clashing[key] == value])
+        others = clashing[key].nunique() - 1
+        more = f" ({others} more keys are on several rows)" if others else ""
+        raise ValueError(
+            f"--join {table.path}: the key {key!r} = {_printable(str(value))!r} is on {places} with different "
+            f"values{more}; a joined table needs one row per key: remove or merge the duplicates"
+        )
+    return distinct
+
+
+def _label_codes(label_map: Mapping[str, str]) -> dict[str, str]:
+    """``label_map`` keyed by normalised code (case and punctuation ignored, as the reward compares labels);
+    ValueError for two codes that match alike but give different names."""
+    codes: dict[str, tuple[str, str]] = {}  # normalised code -> (code as given, name)
+    for code, name in label_map.items():
+        key = normalise_label(code, {})
+        if key in codes and codes[key][1] != name:
+            raise ValueError(
+                f"--label-map gives {codes[key][0]!r} and {code!r} different names ({codes[key][1]!r}, {name!r}); "
+                "codes match ignoring case and punctuation: keep one of them"
+            )
+        codes[key] = (code, name)
+    return {key: name for key, (_, name) in codes.items()}
+
+
 def _table_example(
-    row: Mapping[str, Any], where: str, default_id: str, spec: TableSpec, roots: Sequence[Path], positive: set[str]
+    row: Mapping[str, Any],
+    where: str,
+    default_id: str,
+    spec: TableSpec,
+    roots: Sequence[Path],
+    positive: set[str],
+    codes: Mapping[str, str],
 ) -> Example:
     row_id = None
     if spec.id_column:
@@ -356,7 +411,7 @@ def _table_example(
             raise RowError(where, "label", str(error), row_id) from None
     else:
         labels = [c for c in spec.label_columns if str(row[c]).strip().lower() in positive]
-    labels = [spec.label_map.get(label, label) for label in labels]
+    labels = [codes.get(normalise_label(label, {}), label) for label in labels]
     raw = {
         "sex": row.get(spec.sex_column) if spec.sex_column else None,
         "age": row.get(spec.age_column) if spec.age_column else None,
@@ -417,18 +472,25 @@ def _absolute(path: Path | str) -> Path:
 def _find(name: str, roots: Sequence[Path]) -> Path:
     """The first root holding ``name`` (the first root it lies in when none does, so the check names a path).
 
-    ValueError when ``name`` leads outside every root (``..``, an absolute path elsewhere).
+    ValueError when ``name`` leads outside every root (``..``, an absolute path elsewhere), by name or
+    through a symbolic link.
     """
     inside = []
+    folders = ", ".join(str(r) for r in roots)
     for root in roots:
         base = _absolute(root)
         candidate = _absolute(base / name)
         if candidate.is_relative_to(base):
             if candidate.is_file():
+                target = candidate.resolve()
+                if not any(target.is_relative_to(Path(r).resolve()) for r in roots):
+                    raise ValueError(
+                        f"{name!r} resolves through a symbolic link to {target}, outside the image folders "
+                        f"({folders}); copy the file in, or add its folder with --image-root"
+                    )
                 return candidate
             inside.append(candidate)
     if not inside:
-        folders = ", ".join(str(r) for r in roots)
         raise ValueError(
             f"{name!r} leads outside the image folders ({folders}); give a path inside them, or add its folder "
             "with --image-root"
@@ -436,33 +498,106 @@ def _find(name: str, roots: Sequence[Path]) -> Path:
     return inside[0]
 
 
-def _read(path: Path):
-    """A table with string cells (CSV/TSV; Parquet keeps its types) and headers whose whitespace (even new
-    lines) is collapsed. CSV bytes that are not UTF-8 are kept as surrogates for the row check to name."""
+@dataclass
+class _Table:
+    """A table as read, with where each row is in its file."""
+
+    path: Path
+    frame: Any  # a pandas DataFrame
+    lines: list[int] | None = None  # CSV/TSV: the line each row starts on; None: rows are told by position
+    malformed: dict[int, str] = field(default_factory=dict)  # row position -> why the row cannot be read
+
+    def where(self, index: int) -> str:
+        return f"{self.path.name} line {self.lines[index]}" if self.lines else f"{self.path.name} row {index}"
+
+    def default_id(self, index: int) -> str:
+        return str(self.lines[index]) if self.lines else str(index + 1)
+
+
+def _read(path: Path) -> _Table:
+    """The table at ``path``, read by its suffix (:data:`TABLE_FORMATS`), with headers whose whitespace (even
+    new lines) is collapsed. CSV/TSV cells are strings (see :func:`_read_delimited`); the other formats keep
+    their types. ValueError naming the formats for another suffix."""
     import pandas as pd
 
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        table = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
+    elif suffix == ".parquet":
+        table = _Table(path, pd.read_parquet(path))
+    elif suffix in (".jsonl", ".json"):
         try:
-            frame = pd.read_csv(
-                path,
-                dtype=object,  # plain str cells: arrow-backed strings refuse the surrogates below
-                keep_default_na=False,
-                sep="\t" if path.suffix == ".tsv" else ",",
-                encoding="utf-8-sig",
-                encoding_errors="surrogateescape",
-            )
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"{path}: the file is empty") from None
-        bad = [c for c in frame.columns if _NOT_UTF8.search(str(c))]
-        if bad:
-            raise ValueError(f"{path} line 1: the header has bytes that are not UTF-8; re-save the file as UTF-8")
-    return frame.rename(columns=lambda c: " ".join(str(c).split()))
+            frame = pd.read_json(path, lines=suffix == ".jsonl", dtype=False, convert_dates=False)
+        except ValueError as error:
+            kind = "JSON Lines (one object per line)" if suffix == ".jsonl" else "JSON (an array of objects)"
+            raise ValueError(f"{path}: not a table in {kind}: {error}") from None
+        table = _Table(path, frame)
+    elif suffix == ".xlsx":
+        try:
+            table = _Table(path, pd.read_excel(path, dtype=object))
+        except ImportError:
+            raise ValueError(
+                f"{path}: reading .xlsx needs openpyxl (pip install openpyxl); or save the sheet in one of the other "
+                f"formats read: {TABLE_FORMATS}"
+            ) from None
+        except (zipfile.BadZipFile, ValueError, KeyError) as error:
+            raise ValueError(f"{path}: not an .xlsx workbook ({error}); give {TABLE_FORMATS}") from None
+    else:
+        raise ValueError(
+            f"{path}: the suffix {suffix or '(none)'!r} is not a table format read here; give {TABLE_FORMATS}"
+        )
+    table.frame = table.frame.rename(columns=lambda c: " ".join(str(c).split()))
+    return table
+
+
+def _read_delimited(path: Path, separator: str) -> _Table:
+    """A CSV/TSV table of string cells, with the line each row starts on. Blank lines are skipped, short rows
+    padded with empty cells; a row with more cells than the header is kept in place, cut to the header, and
+    marked malformed, so that later rows keep their lines and ids. Bytes that are not UTF-8 are kept as
+    surrogates for the row check to name."""
+    import csv
+
+    import pandas as pd
+
+    rows, lines, malformed = [], [], {}
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle, delimiter=separator)
+        try:
+            header = next((cells for cells in reader if cells), None)
+            if header is None:
+                raise ValueError(f"{path}: the file is empty")
+            end = header_line = reader.line_num
+            width = len(header)
+            for cells in reader:
+                start, end = end + 1, reader.line_num
+                if len(cells) <= 1 and not "".join(cells).strip():
+                    continue
+                if len(cells) > width:
+                    malformed[len(rows)] = (
+                        f"{len(cells)} cells, but the header has {width} columns; put a cell that holds "
+                        f"{separator!r} in double quotes, or remove the extra cells"
+                    )
+                rows.append(cells[:width] + [""] * (width - len(cells)))
+                lines.append(start)
+        except csv.Error as error:
+            raise ValueError(f"{path} line {reader.line_num}: {error}") from None
+    names = [" ".join(name.split()) or f"Unnamed: {i}" for i, name in enumerate(header)]
+    if any(_NOT_UTF8.search(name) for name in names):
+        raise ValueError(
+            f"{path} line {header_line}: the header has bytes that are not UTF-8; re-save the file as UTF-8"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"{path} line {header_line}: the header names {repeated} more than once; give each column its own name"
+        )
+    # plain str cells: arrow-backed strings refuse the surrogates
+    return _Table(path, pd.DataFrame(rows, columns=names, dtype=object), lines, malformed)
 
 
 def _labels(value: Any) -> list[str]:
-    """Labels of a cell: a list's items, or a string split on the label separators; ValueError for a mapping."""
+    """Labels of a cell: a list's items, or a string split on :data:`_LABEL_SEPARATORS`; ValueError for a
+    mapping or a missing-value marker ("NaN", "None", "n/a" ...: see :func:`normalise.is_missing`)."""
     if hasattr(value, "tolist") and not isinstance(value, str):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
@@ -471,7 +606,13 @@ def _labels(value: Any) -> list[str]:
         return []
     if isinstance(value, Mapping):
         raise ValueError(f"a mapping ({_printable(str(value))[:80]}) is not a diagnosis label")
-    return [part.strip() for part in LABEL_SEPARATORS.split(str(value)) if part.strip()]
+    labels = [part for part in _LABEL_SEPARATORS.split(str(value).strip()) if part]
+    missing = [label for label in labels if normalise.is_missing(label)]
+    if missing:
+        raise ValueError(
+            f"{_printable(missing[0])!r} marks a missing value, not a diagnosis; fill in the label or drop the row"
+        )
+    return labels
 
 
 def _printable(text: str | None) -> str:
@@ -493,6 +634,8 @@ def verified_image(path: Path, where: str, row_id: str | None) -> bytes:
     """
     from PIL import Image, UnidentifiedImageError
 
+    if path.is_dir():
+        raise RowError(where, "image", f"{path} is a folder, not an image file; name the image in it", row_id)
     if not path.is_file():
         raise RowError(where, "image", f"{path} does not exist", row_id)
     try:
@@ -662,6 +805,11 @@ def prepare(
     if not 0 <= val_fraction < 1:
         raise ValueError(f"--val-fraction {val_fraction}: must be in [0, 1) (0: no validation split)")
     output = output.resolve() if output.is_symlink() else _absolute(output)
+    if not output.name:
+        raise ValueError(
+            f"--output {output}: the root folder cannot be replaced (a run writes a new folder beside the output "
+            f"folder, then swaps it in); give a folder below it, e.g. {output / 'prepared'}"
+        )
     kept = check_output(output, overwrite, inputs, image_roots)
     synonyms = synonym_table()
     rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
@@ -691,7 +839,7 @@ def prepare(
         if seen_ids[key] == 2:
             report.duplicate_ids.append(f"{item.data_source} / {_printable(item.source_id)}")
         report.duplicate_rows += int(seen_ids[key] > 1)
-        gold = len(split_labels(row["reward_model"]["ground_truth"], synonyms))
+        gold = len({normalise_label(label, synonyms) for label in item.labels})
         labels_of[item.data_source] = max(labels_of.get(item.data_source, 0), gold)
     _check_written(report, rows, val_fraction)
     report.data_sources = {source: most > 1 for source, most in sorted(labels_of.items())}

@@ -1,8 +1,8 @@
 """Demographic values as verl-fair reads them everywhere: sex, age in years, missing markers.
 
 Every function returns ``(value, reason)``: the normalised value, or None and why it is unusable
-(:data:`EMPTY`, :data:`UNPARSEABLE`, :data:`OUT_OF_RANGE`, :data:`UNRECOGNISED`), so that callers can
-count what they could not use instead of guessing.
+(:data:`EMPTY`, :data:`UNPARSEABLE`, :data:`OUT_OF_RANGE`, :data:`UNRECOGNISED`, :data:`CONFLICTING`),
+so that callers can count what they could not use instead of guessing.
 
 Ages: numbers (not booleans), decimal text with a point or a comma (``"68"``, ``"68.5"``, ``"1,5"``),
 DICOM age strings (``"065Y"``, ``"006M"``, ``"003W"``, ``"010D"``) and text with a unit (``"68 years"``,
@@ -15,9 +15,11 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from dataclasses import dataclass
 from typing import Any
 
 EMPTY, UNPARSEABLE, OUT_OF_RANGE, UNRECOGNISED = "empty", "unparseable", "out of range", "unrecognised"
+CONFLICTING = "conflicting values"
 MISSING_TEXT = frozenset({"", "nan", "none", "null", "unknown", "unk", "n/a", "na", "?"})
 SEX_VALUES = {"m": "M", "male": "M", "man": "M", "boy": "M", "f": "F", "female": "F", "woman": "F", "girl": "F"}
 MAX_AGE = 130.0
@@ -29,9 +31,24 @@ _DICOM_AGE = re.compile(r"(\d{3})([DWMY])", re.IGNORECASE)
 _AGE_TEXT = re.compile(r"(\d+(?:[.,]\d+)?)\s*([a-z]*)", re.IGNORECASE)
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """Different values given for one attribute ("sex: F, sex: M"): unusable, since either may be the wrong one."""
+
+    values: tuple[str, ...]
+
+
+def missing_reason(value: Any) -> str | None:
+    """:data:`CONFLICTING` for a :class:`Conflict`, :data:`EMPTY` for a missing value (see :func:`is_missing`),
+    else None."""
+    if isinstance(value, Conflict):
+        return CONFLICTING
+    return EMPTY if is_missing(value) else None
+
+
 def is_missing(value: Any) -> bool:
-    """None, NaN, or a missing marker such as "", "nan", "unknown", "n/a"."""
-    if value is None:
+    """None, NaN, a missing marker such as "", "nan", "unknown", "n/a", or a :class:`Conflict`."""
+    if value is None or isinstance(value, Conflict):
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
@@ -40,16 +57,18 @@ def is_missing(value: Any) -> bool:
 
 def sex(value: Any) -> tuple[str | None, str | None]:
     """``"M"`` or ``"F"`` from M/F, male/female, man/woman (any case), else None with the reason."""
-    if is_missing(value):
-        return None, EMPTY
+    reason = missing_reason(value)
+    if reason is not None:
+        return None, reason
     found = SEX_VALUES.get(str(value).strip().lower())
     return (found, None) if found else (None, UNRECOGNISED)
 
 
 def age_years(value: Any) -> tuple[float | None, str | None]:
     """Age in years (see the module docstring for the accepted forms), else None with the reason."""
-    if is_missing(value):
-        return None, EMPTY
+    reason = missing_reason(value)
+    if reason is not None:
+        return None, reason
     if isinstance(value, bool):
         return None, UNPARSEABLE
     if isinstance(value, numbers.Real):
@@ -88,14 +107,24 @@ def age_bin(years: float, bins: tuple[float, ...] | list[float]) -> str:
     return f"A{len(bins) + 1}"
 
 
-_DEMO_ITEM = re.compile(r",\s*(?=[A-Za-z_][\w ]*:)")  # a comma that starts the next "key:" (not "1,5")
+_DEMO_ITEM = re.compile(r"[,;]\s*(?=[A-Za-z_][\w ]*:)")  # a comma or ";" that starts the next "key:" (not "1,5")
 
 
-def parse_demo_string(demo: str) -> dict[str, str]:
-    """The authors' ``"sex: Male, age: 68"`` -> ``{"sex": "Male", "age": "68"}``; items without ':' are ignored."""
-    out = {}
+def parse_demo_string(demo: str) -> dict[str, str | Conflict]:
+    """The authors' ``"sex: Male, age: 68"`` -> ``{"sex": "Male", "age": "68"}`` (items may also be separated by
+    ";"); items without ':' are ignored. A key given twice with values that differ (ignoring case) is a
+    :class:`Conflict`, which every reader takes as unusable."""
+    out: dict[str, str | Conflict] = {}
     for item in _DEMO_ITEM.split(demo):
         key, sep, value = item.partition(":")
-        if sep:
-            out[key.strip().lower()] = value.strip()
+        key, value = key.strip().lower(), value.strip()
+        if not sep:
+            continue
+        seen = out.get(key)
+        if seen is None:
+            out[key] = value
+        elif isinstance(seen, Conflict):
+            out[key] = Conflict((*seen.values, value))
+        elif seen.lower() != value.lower():
+            out[key] = Conflict((seen, value))
     return out
