@@ -3,9 +3,10 @@
 A state is a tree of dicts, lists, strings, numbers, None and numeric numpy arrays (``state_dict()`` of
 :class:`~verl_fair.algorithm.core.FairGRPO`). :func:`write_state` stores it as one ``.npz`` file: the
 arrays as ``.npy`` members and the tree as JSON in a ``__meta__`` member, with the format name and
-version. :func:`read_state` opens it with ``allow_pickle=False``, so no member can hold Python objects,
-and rejects anything but that layout. Writes are atomic: a temporary file, fsync, rename, fsync of the
-folder, so a crash leaves the old file or the new one, never a mix.
+version. :func:`read_state` reads numeric ``.npy`` members only, so no member can hold Python objects,
+rejects anything but that layout, and bounds what it reads: the zip directory's sizes and every ``.npy``
+header are checked against the limits below before anything is unpacked. Writes are atomic: a temporary
+file, fsync, rename, fsync of the folder, so a crash leaves the old file or the new one, never a mix.
 
 ``load_state_dict`` methods check what they read with :func:`expect` and :func:`expect_array`, which
 raise :class:`StateError` naming the field (types, shapes, finite values, non-negative counts).
@@ -15,20 +16,28 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import reprlib
 import zipfile
+import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 STATE_FILE = "verl_fair_state.npz"  # in each checkpoint's global_step_N folder
-PICKLE_STATE_FILE = "verl_fair_state.pkl"  # verl-fair 0.1
 FORMAT = "verl-fair-state"
 VERSION = 2
 META = "__meta__"
 _ARRAY = "__array__"
 _NUMERIC_KINDS = "biuf"
+MAX_STATE_BYTES = 1 << 30  # all members unpacked, by the zip directory, checked before anything is unpacked
+MAX_META_BYTES = 16 << 20  # the JSON tree
+MAX_DIRECTORY_BYTES = 8 << 20  # the zip directory: some 100,000 members
+MAX_DEPTH = 32  # nesting of the JSON tree
+MAX_DIMS = 4  # dimensions of an array
 
 
 class StateError(ValueError):
@@ -59,27 +68,114 @@ def write_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 
 def read_state(path: str | os.PathLike) -> dict[str, Any]:
-    """The state tree stored in ``path``; :class:`StateError` when it is not a readable state file."""
+    """The state tree stored in ``path``, read within the limits above (every size is checked before
+    anything is unpacked); :class:`StateError` naming the file, what is wrong and the fix otherwise."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as members:
-            names = set(members.files)
-            if META not in names:
-                raise StateError(f"{path} has no {META} member: not a verl-fair state file")
-            meta = json.loads(members[META].tobytes().decode())
-            arrays = {name: members[name] for name in names - {META}}
+        return _read(path)
+    except StateError as problem:
+        reason = str(problem)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
+        reason = f"it is corrupt or truncated ({type(error).__name__}: {error})"
+    raise StateError(f"{path} cannot be loaded: {reason}. Put back a good copy of the file")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    with path.open("rb") as file:
+        end = zipfile._EndRecData(file)  # the record ZipFile reads its directory by; no public API bounds it
+        if not end:
+            raise StateError("not a verl-fair state file (not a zip archive: empty, truncated or another kind of file)")
+        if end[zipfile._ECD_SIZE] > MAX_DIRECTORY_BYTES:
+            raise StateError(
+                f"its zip directory takes {end[zipfile._ECD_SIZE]} bytes, over the {MAX_DIRECTORY_BYTES} limit"
+            )
+        with zipfile.ZipFile(file) as archive:
+            members = _members(archive)
+            meta = _read_meta(archive, members.pop(META))
+            arrays = {name: _read_array(archive, info) for name, info in members.items()}
+    return _decode(meta["state"], arrays)
+
+
+def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The ``NAME.npy`` members by name, their unpacked sizes (from the zip directory) within the limits."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        name = info.filename.removesuffix(".npy")
+        if not (info.filename.endswith(".npy") and name.isidentifier()):
+            raise StateError(f"unexpected member {info.filename!r}; a state file holds NAME.npy arrays only")
+        if name in members:
+            raise StateError(f"member {info.filename} appears twice")
+        if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise StateError(f"member {info.filename} is encrypted or packed with zip method {info.compress_type}")
+        members[name] = info
+    if META not in members:
+        raise StateError(f"it has no {META}.npy member, so it is not a verl-fair state file")
+    total = sum(info.file_size for info in members.values())
+    if total > MAX_STATE_BYTES:
+        raise StateError(f"its members unpack to {total} bytes, more than a state file's {MAX_STATE_BYTES}")
+    if members[META].file_size > MAX_META_BYTES:
+        raise StateError(f"its {META} takes {members[META].file_size} bytes, more than a state file's {MAX_META_BYTES}")
+    return members
+
+
+def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One ``.npy`` member; its header must be numeric and match the size in the zip directory before
+    its data is unpacked."""
+    name = info.filename
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version not in _HEADERS:
+            raise StateError(f"member {name} is .npy format {version}; a state file uses 1.0 or 2.0")
+        shape, fortran, dtype = _HEADERS[version](stream)
+        if dtype.kind not in _NUMERIC_KINDS:
+            raise StateError(f"member {name} has dtype {dtype}; a state holds numeric arrays only")
+        if len(shape) > MAX_DIMS or min(shape, default=0) < 0:
+            raise StateError(f"member {name} has shape {shape}; a state holds arrays of at most {MAX_DIMS} dimensions")
+        size, held = math.prod(shape) * dtype.itemsize, info.file_size - stream.tell()
+        if size != held:
+            raise StateError(f"member {name} claims shape {shape} ({size} bytes) but holds {held}")
+        data = stream.read(size)
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_meta(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict[str, Any]:
+    """The ``__meta__`` JSON: an object of this format and version holding the state tree, finite numbers only."""
+    raw = _read_array(archive, info)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise StateError(f"its {META} is not a byte string (dtype {raw.dtype}, shape {raw.shape})")
+    try:
+        meta = json.loads(raw.tobytes(), object_pairs_hook=_json_object, parse_float=_finite, parse_constant=_finite)
+    except RecursionError:
+        raise StateError(f"its {META} is nested too deeply") from None
     except StateError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, UnicodeDecodeError) as error:
-        raise StateError(f"{path} cannot be read as a verl-fair state file (corrupt or truncated?): {error}") from error
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise StateError(f"{path} is not a verl-fair state file (format {meta.get('format')!r})")
+    except ValueError as error:
+        raise StateError(f"its {META} is not JSON ({error})") from error
+    if not isinstance(meta, dict):
+        raise StateError(f"its {META} is a {type(meta).__name__}, not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise StateError(f"not a verl-fair state file (format {reprlib.repr(meta.get('format'))})")
     if meta.get("version") != VERSION:
-        raise StateError(f"{path} is state format version {meta.get('version')!r}; this verl-fair reads {VERSION}")
-    for name, array in arrays.items():
-        if array.dtype.kind not in _NUMERIC_KINDS:
-            raise StateError(f"{path}: member {name} has dtype {array.dtype}; a state holds numeric arrays only")
-    return _decode(meta.get("state"), arrays, path)
+        raise StateError(f"state format version {reprlib.repr(meta.get('version'))}; this verl-fair reads {VERSION}")
+    if not isinstance(meta.get("state"), dict):
+        raise StateError(f"its {META} holds no state tree")
+    return meta
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len(mapping := dict(pairs)) != len(pairs):
+        twice = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise StateError(f"its {META} names the key {reprlib.repr(twice)} twice")
+    return mapping
+
+
+def _finite(text: str) -> float:
+    if not math.isfinite(value := float(text)):
+        raise StateError(f"its {META} holds the non-finite number {text}; a state holds finite numbers only")
+    return value
 
 
 def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -102,15 +198,18 @@ def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     raise TypeError(f"a state cannot hold {type(value).__name__}")
 
 
-def _decode(value: Any, arrays: dict[str, np.ndarray], path: Path) -> Any:
+def _decode(value: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise StateError(f"its state tree is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         if set(value) == {_ARRAY}:
-            if value[_ARRAY] not in arrays:
-                raise StateError(f"{path}: the state refers to a missing array {value[_ARRAY]!r}")
-            return arrays[value[_ARRAY]]
-        return {k: _decode(v, arrays, path) for k, v in value.items()}
+            name = value[_ARRAY]
+            if not isinstance(name, str) or name not in arrays:
+                raise StateError(f"the state refers to a missing array {reprlib.repr(name)}")
+            return arrays[name]
+        return {k: _decode(v, arrays, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v, arrays, path) for v in value]
+        return [_decode(v, arrays, depth + 1) for v in value]
     return value
 
 

@@ -11,7 +11,7 @@ buffer; ``ema`` decays every key by beta before adding the step.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +20,8 @@ from verl_fair.algorithm.state import StateError, expect, expect_array
 from verl_fair.settings import HistoryConfig
 
 Key = tuple[str, ...]
+MAX_COUNT = 2.0**53  # a float64 count beyond it no longer grows by one
+MAX_REWARD = float(np.finfo(np.float32).max)  # verl's rewards are float32
 
 
 class RunningStats:
@@ -84,9 +86,12 @@ class RunningStats:
         keys = expect(state, "keys", list, path)
         if not all(isinstance(k, list) and k and all(isinstance(p, str) for p in k) for k in keys):
             raise StateError(f"{path}.keys must be lists of names")
+        keys = [tuple(k) for k in keys]
+        if len(set(keys)) != len(keys):
+            twice = next(key for key, count in Counter(keys).items() if count > 1)
+            raise StateError(f"{path}.keys lists {list(twice)} twice")
         sums = expect_array(state, "sums", path, ndim=2, length=len(keys), width=3)
-        if sums.size and (sums[:, 0].min() < 0 or sums[:, 2].min() < 0):
-            raise StateError(f"{path}.sums holds a negative question or rollout count")
+        _check_rows(sums, keys, f"{path}.sums")
         window_ids = expect(state, "window_ids", list, path)
         window_rows = expect(state, "window_rows", list, path)
         if len(window_ids) != len(window_rows) or (self.history.mode != "window" and window_ids):
@@ -98,8 +103,27 @@ class RunningStats:
             rows = expect_array(entry, "rows", f"{path}.window[{step}]", ndim=2, length=len(ids), width=3)
             if ids.size and ids.max() >= len(keys):
                 raise StateError(f"{path}.window[{step}].ids refers to key {ids.max()} of {len(keys)}")
+            _check_rows(rows, [keys[i] for i in ids], f"{path}.window[{step}].rows")
             window.append((ids, rows))
-        self._keys = [tuple(k) for k in keys]
+        self._keys = keys
         self._index = {key: i for i, key in enumerate(self._keys)}
         self._sums = np.array(sums, dtype=np.float64)
         self._window = window
+
+
+def _check_rows(rows: np.ndarray, keys: Sequence[Key], name: str) -> None:
+    """Refuse rows (C, S, M) no run can reach: 0 <= C <= M <= MAX_COUNT and |S| <= max(M, 1) * MAX_REWARD."""
+    visits, total, rollouts = rows.T
+    problems = {
+        "a negative count": np.minimum(visits, rollouts) < 0,
+        f"more rollouts than a count reaches ({MAX_COUNT:g})": rollouts > MAX_COUNT,
+        "more question visits than rollouts (each visit has at least one)": visits > rollouts,
+        "a mean reward beyond any float32 reward": np.abs(total) / np.maximum(rollouts, 1.0) > MAX_REWARD,
+    }
+    for problem, bad in problems.items():
+        if bad.any():
+            i = int(bad.argmax())
+            raise StateError(
+                f"{name}[{i}] (key {list(keys[i])}): {visits[i]:g} visits, reward sum {total[i]:g}, "
+                f"{rollouts[i]:g} rollouts: {problem}"
+            )
