@@ -14,6 +14,7 @@ from verl import DataProto
 from verl.trainer.ppo.ray_trainer import compute_advantage
 
 import verl_fair.plugin  # noqa: F401  (registration, as the entry point does)
+from verl_fair.algorithm.state import STATE_FILE, read_state, write_state
 from verl_fair.config import FairGRPOConfig, FairGRPOConfigError
 from verl_fair.integration import context
 from verl_fair.integration.estimator import compute_fair_grpo_outcome_advantage as fair_grpo
@@ -112,18 +113,20 @@ def test_nonfinite_scaled_score_falls_back_to_the_raw_reward():
     torch.testing.assert_close(advantages, expected.unsqueeze(-1) * batch.response_mask, rtol=0, atol=0)
 
 
-def test_resumed_state_continues_like_an_uninterrupted_run():
+def test_resumed_state_file_continues_like_an_uninterrupted_run(tmp_path):
     rng = np.random.default_rng(8)
     steps = [make_batch(_random_prompts(rng, 4, False, 0.3, []), shuffle_seed=s) for s in range(4)]
     uninterrupted = [fair_grpo(**b.kwargs(OFFICIAL_ND))[0] for b in steps]
+    alignment = context.last_report().domain_alignment
     context.reset_state()
     for b in steps[:2]:
         fair_grpo(**b.kwargs(OFFICIAL_ND))
-    saved = context.get_state().state_dict()
+    path = write_state(tmp_path / STATE_FILE, context.get_state().state_dict())
     context.reset_state()
-    context.get_state(FairGRPOConfig.from_mapping({"variant": "official_nd"})).load_state_dict(saved)
+    context.get_state(FairGRPOConfig.from_mapping({"variant": "official_nd"})).load_state_dict(read_state(path))
     for b, expected in zip(steps[2:], uninterrupted[2:], strict=True):
         assert torch.equal(fair_grpo(**b.kwargs(OFFICIAL_ND))[0], expected)
+    assert context.last_report().domain_alignment == alignment and alignment
 
 
 def test_official_nd_through_verls_compute_advantage():
