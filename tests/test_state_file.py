@@ -357,3 +357,13 @@ def test_no_document_mentions_the_retired_pickle_state():
         and any(word in doc.read_text() for word in ("convert-state", "verl_fair_state.pkl", "trust-pickle"))
     ]
     assert mentions == []
+
+
+def test_a_zip_this_python_cannot_unpack_is_refused_by_the_state_error(tmp_path):
+    path = tmp_path / STATE_FILE
+    member = zipfile.ZipInfo(f"{META}.npy")
+    member.extract_version = 68  # a zip feature set newer than zipfile reads
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, _meta(_GOOD_META))
+    with pytest.raises(StateError, match=r"corrupt or truncated \(NotImplementedError: zip file version 6.8\)"):
+        read_state(path)

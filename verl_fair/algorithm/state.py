@@ -75,7 +75,7 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
         return _read(path)
     except StateError as problem:
         reason = str(problem)
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
+    except (OSError, EOFError, ValueError, NotImplementedError, zipfile.BadZipFile, zlib.error) as error:
         reason = f"it is corrupt or truncated ({type(error).__name__}: {error})"
     raise StateError(f"{path} cannot be loaded: {reason}. Put back a good copy of the file")
 
