@@ -131,3 +131,13 @@ def test_bootstrap_intervals_bracket_the_estimate_and_are_seeded():
     assert first == again
     low, high = first["by_group"]["a"]["accuracy_ci"]
     assert low <= first["by_group"]["a"]["accuracy"] <= high
+
+
+def test_a_rate_without_a_denominator_is_nan_and_left_out_of_the_gaps():
+    #            group a: TPR 1/2      group b: TPR 1      group c: no positive (TPR undefined), FPR 1/2
+    y_true = [1, 1, 0, 0, 1, 0, 0, 0, 0, 0]
+    y_pred = [1, 0, 0, 0, 1, 0, 0, 0, 1, 0]
+    result = standard_metrics(Predictions.from_binary(y_true, y_pred, list("aaaabbbbcc")))["group"]
+    assert np.isnan(result["by_group"]["c"]["tpr"]) and result["by_group"]["c"]["fpr"] == 0.5
+    assert result["gaps"]["equal_opportunity_difference"] == pytest.approx(0.5)
+    assert result["gaps"]["equalized_odds_difference"] == pytest.approx(0.5)

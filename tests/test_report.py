@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from matplotlib.container import BarContainer
 from report_data import write_dumps
 
 from verl_fair.metrics import report as audit
@@ -108,3 +110,29 @@ def test_the_readme_example_is_what_the_tests_create(tmp_path):
     frame = audit.load([write_dumps(tmp_path / "val")], audit.Columns())
     generated = audit.markdown(audit.evaluate(frame, min_group_size=30, n_boot=100))
     assert generated == (EXAMPLE / "report.md").read_text()
+
+
+def test_by_group_plot_shows_each_group_at_the_first_and_last_step(tmp_path):
+    frame = audit.load([write_dumps(tmp_path / "val")], audit.Columns())
+    report = audit.evaluate(frame, min_group_size=30)
+    at_steps = report["by_group_at_steps"]
+    assert list(at_steps) == ["10", "20"] and len(at_steps["20"]["age"]["A4"]["accuracy_ci"]) == 2
+    assert at_steps["10"]["age"]["A4"]["accuracy"] < at_steps["20"]["age"]["A4"]["accuracy"]
+    figure = audit.by_group_figure(report)
+    bars = [c for c in figure.axes[0].containers if isinstance(c, BarContainer)]
+    assert [b.get_label() for b in bars] == ["step 10", "step 20"] and len(bars[0]) == 2  # sex: F, M
+    assert "by_group.png shows each group at step 10 (first) and step 20 (last)" in audit.markdown(report)
+
+
+def test_a_table_with_many_groups_plots_the_worst_and_says_so(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 8000
+    frame = pd.DataFrame({"gts": rng.choice(["1", "0"], n), "group_site": [f"s{i}" for i in range(2000)] * 4})
+    frame["pred"] = np.where(rng.random(n) < 0.7, frame["gts"], "1")
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    result = _cli(tmp_path / "p.csv", "--output", tmp_path / "out", "--min-group-size", "1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    note = f"site: 2000 groups; by_group.png shows the {audit.PLOTTED_GROUPS} with the lowest accuracy"
+    assert any(note in n for n in report["notes"])
+    assert len(audit.by_group_figure(report).axes[0].patches) == audit.PLOTTED_GROUPS

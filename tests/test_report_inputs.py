@@ -82,16 +82,6 @@ def test_one_group_gives_null_numbers_with_a_reason_in_standard_json(tmp_path):
     assert "sex: its gaps need two groups" in report["notes"][0] and "note: sex" in result.stderr
 
 
-def test_no_gold_labels_is_explained(tmp_path):
-    pd.DataFrame({"gts": [""] * 40, "pred": ["a"] * 40, "group_sex": ["F", "M"] * 20}).to_csv(
-        tmp_path / "p.csv", index=False
-    )
-    result = _cli(tmp_path / "p.csv", "--output", tmp_path / "out")
-    assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["notes"] == ["no sample has a gold label: every rate is undefined (check --label-column)"]
-
-
 def test_a_malformed_jsonl_line_names_file_and_line(tmp_path):
     folder = tmp_path / "dumps"
     folder.mkdir()
@@ -149,3 +139,133 @@ def test_labels_are_normalised_once_per_distinct_value():
     values = pd.Series(["a", "b", "a", None, "a"] * 1000)
     mapped = audit._each_distinct(values, lambda v: calls.append(v) or str(v))
     assert len(calls) == 3 and mapped.tolist() == [str(v) for v in values]
+
+
+def _report(tmp_path, frame, *args, name="p.csv"):
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    result = _cli(path, "--output", tmp_path / "out", "--min-group-size", "1", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads((tmp_path / "out" / "report.json").read_text()), result
+
+
+def test_an_answer_that_is_neither_class_counts_as_wrong_as_the_reward_scores_it(tmp_path):
+    from verl_fair.reward_fns.clinical_diagnosis import compute_score
+
+    frame = pd.DataFrame(
+        {
+            "gts": ["0", "0", "1", "1", "0", "1"] * 10,
+            "pred": ["maybe", "0", "1", "0, 1", "", "1"] * 10,
+            "group_sex": ["F", "F", "F", "F", "M", "M"] * 10,
+        }
+    )
+    report, result = _report(tmp_path, frame)
+    assert report["classes"] == {"convention": "positive class", "positive": "1"}
+    rewards = [
+        compute_score("d", f"\\boxed{{{p}}}", g)["acc"] for g, p in zip(frame["gts"], frame["pred"], strict=True)
+    ]
+    for group, members in frame.assign(acc=rewards).groupby("group_sex"):
+        assert report["by_group"]["sex"][group]["accuracy"] == pytest.approx(members["acc"].mean())
+    assert report["by_group"]["sex"]["F"]["accuracy"] == pytest.approx(0.5)  # maybe and "0, 1" are wrong
+    assert report["by_group"]["sex"]["M"]["tpr"] == 1.0 and report["by_group"]["sex"]["M"]["fpr"] == 1.0
+    assert any("30 answers are neither 1 nor 0" in note for note in report["notes"])
+    assert "30 answers are neither 1 nor 0" in result.stderr
+
+
+def test_rows_without_a_gold_label_are_left_out_counted_and_named(tmp_path):
+    frame, *_ = _binary_table(n=200)
+    jsonl = frame.astype(object)
+    jsonl.loc[[3, 7], "gts"] = None
+    report, _ = _report(tmp_path, jsonl, name="p.jsonl")
+    assert report["n"] == 198
+    assert any("2 rows have no gold label" in n and "p.jsonl rows 4, 8" in n for n in report["notes"])
+    csv = frame.copy()
+    csv.loc[[0, 1, 2], "gts"] = ["", "NaN", "None"]
+    report, _ = _report(tmp_path, csv)
+    assert report["n"] == 197 and report["classes"] == {"convention": "positive class", "positive": "1"}
+    assert any("3 rows have no gold label" in n and "p.csv rows 1, 2, 3" in n for n in report["notes"])
+
+
+def test_every_row_without_a_gold_label_is_an_error(tmp_path):
+    pd.DataFrame({"gts": [""] * 40, "pred": ["a"] * 40, "group_sex": ["F", "M"] * 20}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
+    result = _cli(tmp_path / "p.csv", "--output", tmp_path / "out")
+    assert result.returncode == 2 and "no row of" in result.stderr and "--label-column" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_group_without_positives_has_a_null_tpr_left_out_of_the_gaps(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "gts": ["1", "1", "0", "0"] * 5 + ["1", "0", "0", "0"] * 5 + ["0"] * 20,
+            "pred": ["1", "0", "0", "0"] * 5 + ["1", "0", "1", "0"] * 5 + ["0", "1"] * 10,
+            "group_sex": ["F"] * 20 + ["M"] * 20 + ["X"] * 20,
+        }
+    )
+    report, _ = _report(tmp_path, frame)
+    assert report["by_group"]["sex"]["X"]["tpr"] is None
+    assert report["gaps"]["equal_opportunity_difference"] == pytest.approx(1.0 - 0.5)
+    assert any("sex=X has no gold positive" in note and "TPR" in note for note in report["notes"])
+
+
+def test_missing_group_values_are_left_out_with_a_note(tmp_path):
+    frame, *_ = _binary_table(n=200)
+    frame.loc[:9, "group_sex"] = ["NaN", "", "None", "unknown", "nan"] * 2
+    report, _ = _report(tmp_path, frame)
+    assert set(report["by_group"]["sex"]) == {"F", "M", "X"}
+    assert any("sex: 10 rows have no value" in note for note in report["notes"])
+
+
+def test_compare_takes_the_last_step_of_each_side_and_names_the_steps(tmp_path):
+    before, *_ = _binary_table(seed=1)
+    after, *_ = _binary_table(seed=2)
+    before["step"] = [0, 5] * (len(before) // 2)
+    after["step"] = 9
+    before.to_csv(tmp_path / "before.csv", index=False)
+    after.to_csv(tmp_path / "after.csv", index=False)
+    result = _cli("--compare", tmp_path / "before.csv", tmp_path / "after.csv", "--output", tmp_path / "d")
+    assert result.returncode == 0, result.stderr
+    delta = json.loads((tmp_path / "d" / "delta.json").read_text())
+    assert any("BEFORE holds steps 0, 5: compared at its last step, 5" in note for note in delta["notes"])
+    last = before[before["step"] == 5]
+    f_before = last[last["group_sex"] == "F"]
+    expected = (f_before["gts"] == f_before["pred"]).mean()
+    f_after = after[after["group_sex"] == "F"]
+    assert delta["by_group"]["sex"]["F"]["accuracy"] == pytest.approx(
+        (f_after["gts"] == f_after["pred"]).mean() - expected
+    )
+
+
+def test_a_missing_column_in_compare_names_the_side(tmp_path):
+    _binary_table()[0].to_csv(tmp_path / "good.csv", index=False)
+    _binary_table()[0].drop(columns="pred").to_csv(tmp_path / "bad.csv", index=False)
+    result = _cli("--compare", tmp_path / "good.csv", tmp_path / "bad.csv", "--output", tmp_path / "d")
+    assert result.returncode == 2 and "AFTER" in result.stderr and "bad.csv" in result.stderr
+
+
+def test_a_repeated_group_column_is_refused(tmp_path):
+    _binary_table()[0].to_csv(tmp_path / "p.csv", index=False)
+    result = _cli(
+        tmp_path / "p.csv", "--output", tmp_path / "o", "--group-column", "sex=group_sex", "--group-column", "sex=x"
+    )
+    assert result.returncode == 2 and "--group-column sex is given twice" in result.stderr
+
+
+def test_steps_that_are_not_whole_numbers_are_refused(tmp_path):
+    frame = _binary_table()[0].assign(step=["10"] * 5 + ["final"] + ["10"] * 594)
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    result = _cli(tmp_path / "p.csv", "--output", tmp_path / "o")
+    assert result.returncode == 2 and "'final'" in result.stderr and "row 6" in result.stderr
+    assert "--step-column" in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_an_output_that_is_a_file_is_refused(tmp_path):
+    _binary_table()[0].to_csv(tmp_path / "p.csv", index=False)
+    (tmp_path / "taken").write_text("x")
+    result = _cli(tmp_path / "p.csv", "--output", tmp_path / "taken")
+    assert result.returncode == 2 and "must be a folder" in result.stderr and "is a file" in result.stderr
+    assert "Errno" not in result.stderr

@@ -7,6 +7,8 @@ import sys
 
 from verl_fair.cli.args import at_least, pairs
 
+SIDES = ("BEFORE", "AFTER")
+
 
 def run(args: argparse.Namespace) -> int:
     """Fairness audit of verl validation dumps or a predictions file: JSON, Markdown and PNG plots."""
@@ -14,21 +16,24 @@ def run(args: argparse.Namespace) -> int:
 
     from verl_fair.metrics import report as audit
 
-    columns = audit.Columns(
-        label=args.label_column,
-        prediction=args.prediction_column,
-        groups=pairs(args.group_column, "--group-column"),
-        data_source=args.data_source_column,
-        step=args.step_column,
-        synonyms=pairs(args.synonym, "--synonym"),
-        positive=args.positive_label,
-    )
     output = Path(args.output)
     try:
+        columns = audit.Columns(
+            label=args.label_column,
+            prediction=args.prediction_column,
+            groups=_group_columns(args.group_column),
+            data_source=args.data_source_column,
+            step=args.step_column,
+            synonyms=pairs(args.synonym, "--synonym"),
+            positive=args.positive_label,
+        )
         if args.compare and args.inputs:
             raise ValueError("give the predictions or --compare BEFORE AFTER, not both")
+        audit.check_output(output)
         if args.compare:
-            before, after = (audit.load([Path(p)], columns) for p in args.compare)
+            before, after = (
+                _load_side(audit, side, Path(p), columns) for side, p in zip(SIDES, args.compare, strict=True)
+            )
             delta = audit.compare(before, after, n_boot=args.bootstrap or 200, min_group_size=args.min_group_size)
             output.mkdir(parents=True, exist_ok=True)
             (output / "delta.json").write_text(audit.to_json(delta))
@@ -58,6 +63,24 @@ def run(args: argparse.Namespace) -> int:
     )
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _group_columns(items: list[str] | None) -> dict[str, str]:
+    """--group-column ATTRIBUTE=COLUMN pairs; an attribute given twice is refused."""
+    attributes = [item.partition("=")[0] for item in items or []]
+    twice = sorted({a for a in attributes if attributes.count(a) > 1})
+    if twice:
+        given = ", ".join(i for i in items if i.partition("=")[0] in twice)
+        raise ValueError(f"--group-column {', '.join(twice)} is given twice ({given}); give each attribute once")
+    return pairs(items, "--group-column")
+
+
+def _load_side(audit, side: str, path, columns):
+    """One side of --compare; an error names the side (and, as every load error does, the file)."""
+    try:
+        return audit.load([path], columns)
+    except ValueError as error:
+        raise ValueError(f"{side}: {error}") from None
 
 
 def add_parser(commands) -> None:

@@ -21,7 +21,11 @@ Two families (docs/method.md §10):
   tests pin every number to fairlearn's own functions (binary label, one attribute, random data).
 
 Groups with fewer than ``min_group_size`` samples are left out, with a warning, rather than giving a
-misleading 0 or 1. Bootstrap confidence intervals resample the rows of each data source ``n_boot`` times.
+misleading 0 or 1. A rate without a denominator in a group (TPR without gold positives, FPR without gold
+negatives, PPV without positive predictions) is NaN there and left out of that rate's gaps; a gap needs
+two groups where its rate is defined. In a binary task (``Predictions.answers``) an answer that is not
+exactly one of the task's labels (``maybe``, an empty or a hedged answer) is wrong, as the reward scores it.
+Bootstrap confidence intervals resample the rows of each data source ``n_boot`` times.
 """
 
 from __future__ import annotations
@@ -60,12 +64,14 @@ class Predictions:
     """One row per sample: ``data_source``, ``y_true`` and ``y_pred`` (frozensets of labels), attributes.
 
     ``positive`` names the positive class of a binary task: the standard metrics are then that class's
-    (fairlearn's binary numbers); without it they are one-vs-rest per class, macro-averaged.
+    (fairlearn's binary numbers); without it they are one-vs-rest per class, macro-averaged. ``answers``
+    are a binary task's labels: an answer that is not exactly one of them counts as wrong for every class.
     """
 
     frame: pd.DataFrame
     attributes: Sequence[str]
     positive: str | None = None
+    answers: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         self.frame = self.frame.reset_index(drop=True)
@@ -110,6 +116,22 @@ class Predictions:
             self._members[key] = np.array([label in s for s in sets], dtype=bool)[codes]
         return self._members[key][rows.index.to_numpy()]
 
+    def invalid(self) -> np.ndarray:
+        """Whether each row's answer is not exactly one of ``answers`` (all False without ``answers``)."""
+        if self.answers is None:
+            return np.zeros(len(self.frame), dtype=bool)
+        codes, sets = pd.factorize(self.frame["y_pred"])
+        return np.array([len(s) != 1 or not s <= self.answers for s in sets], dtype=bool)[codes]
+
+    def outcome(self, label: str, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(gold has ``label``, answer has ``label``) for ``rows``; an invalid answer is the wrong one."""
+        truth, predicted = (self.member(c, label, rows) for c in ("y_true", "y_pred"))
+        if self.answers is None:
+            return truth, predicted
+        if "invalid" not in self._members:
+            self._members["invalid"] = self.invalid()
+        return truth, np.where(self._members["invalid"][rows.index.to_numpy()], ~truth, predicted)
+
 
 def gold_classes(rows: pd.DataFrame) -> list[str]:
     """The labels with at least one gold positive in ``rows``, sorted."""
@@ -121,7 +143,7 @@ def _rate(numerator: float, denominator: float) -> float:
 
 
 def _confusion(predictions: Predictions, rows: pd.DataFrame, label: str) -> tuple[int, int, int, int]:
-    truth, predicted = (predictions.member(c, label, rows) for c in ("y_true", "y_pred"))
+    truth, predicted = predictions.outcome(label, rows)
     return (
         int(np.sum(truth & predicted)),
         int(np.sum(~truth & predicted)),
@@ -239,45 +261,50 @@ def _tasks(predictions: Predictions, attribute: str, min_group_size: int) -> lis
             continue
         codes, names = pd.factorize(rows[attribute].astype(str), sort=True)
         for label in predictions.classes(rows):
-            truth, predicted = (predictions.member(c, label, rows) for c in ("y_true", "y_pred"))
+            truth, predicted = predictions.outcome(label, rows)
             cells = np.stack([truth & predicted, ~truth & predicted, truth & ~predicted, ~truth & ~predicted])
             tasks.append(_Task(cells.astype(np.float64), codes, list(names)))
     return tasks
 
 
 def rates(counts: np.ndarray) -> pd.DataFrame:
-    """Per-row rates from (rows, 4) tp, fp, fn, tn counts; a zero denominator gives 0 (as fairlearn's)."""
+    """Per-row rates from (rows, 4) tp, fp, fn, tn counts. Without a denominator TPR, FPR and PPV are NaN
+    (undefined); accuracy, F1 and the selection rate are 0 (as fairlearn's)."""
     tp, fp, fn, tn = counts.T
     with np.errstate(divide="ignore", invalid="ignore"):
 
-        def safe(a, b):
-            return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)
+        def safe(a, b, empty=0.0):
+            return np.where(b > 0, a / np.where(b > 0, b, 1), empty)
 
-        ppv, tpr = safe(tp, tp + fp), safe(tp, tp + fn)
         return pd.DataFrame(
             {
                 "count": tp + fp + fn + tn,
                 "accuracy": safe(tp + tn, tp + fp + fn + tn),
                 "f1": safe(2 * tp, 2 * tp + fp + fn),
-                "tpr": tpr,
-                "fpr": safe(fp, fp + tn),
-                "ppv": ppv,
+                "tpr": safe(tp, tp + fn, np.nan),
+                "fpr": safe(fp, fp + tn, np.nan),
+                "ppv": safe(tp, tp + fp, np.nan),
                 "selection_rate": safe(tp + fp, tp + fp + fn + tn),
             }
         )
 
 
+def _spread(values: pd.Series) -> float:
+    """max - min over the groups where the rate is defined; NaN with fewer than two."""
+    defined = values.dropna()
+    return float(defined.max() - defined.min()) if len(defined) > 1 else float("nan")
+
+
 def gaps_from_groups(by_group: pd.DataFrame, overall: pd.Series, worst_k: int) -> dict[str, float]:
     """The standard gaps from per-group rates (rows: groups; columns: the base metrics)."""
-    tpr_gap = by_group["tpr"].max() - by_group["tpr"].min()
-    fpr_gap = by_group["fpr"].max() - by_group["fpr"].min()
+    tpr_gap, fpr_gap = _spread(by_group["tpr"]), _spread(by_group["fpr"])
     accuracy = by_group["accuracy"].sort_values()
     return {
-        "demographic_parity_difference": by_group["selection_rate"].max() - by_group["selection_rate"].min(),
+        "demographic_parity_difference": _spread(by_group["selection_rate"]),
         "equal_opportunity_difference": tpr_gap,
-        "equalized_odds_difference": max(tpr_gap, fpr_gap),
+        "equalized_odds_difference": float(np.maximum(tpr_gap, fpr_gap)),
         "equalized_odds_difference_mean": (tpr_gap + fpr_gap) / 2,
-        "predictive_parity_difference": by_group["ppv"].max() - by_group["ppv"].min(),
+        "predictive_parity_difference": _spread(by_group["ppv"]),
         "accuracy_difference": accuracy.iloc[-1] - accuracy.iloc[0],
         "es_accuracy": overall["accuracy"] / (1 + (overall["accuracy"] - by_group["accuracy"]).abs().sum()),
         "es_f1": overall["f1"] / (1 + (overall["f1"] - by_group["f1"]).abs().sum()),
@@ -294,10 +321,25 @@ def _evaluate(tasks: list[_Task], worst_k: int, weights: list[np.ndarray] | None
         groups = rates(counts).set_axis(task.names)
         by_group.append(groups)
         gaps.append(gaps_from_groups(groups, rates(counts.sum(axis=0, keepdims=True)).iloc[0], worst_k))
-    return (
-        pd.concat(by_group).groupby(level=0).mean(),
-        {key: float(np.mean([g[key] for g in gaps])) for key in GAP_KEYS},
-    )
+    return pd.concat(by_group).groupby(level=0).mean(), {key: _nanmean([g[key] for g in gaps]) for key in GAP_KEYS}
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    """The mean of the defined values; NaN when none is."""
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _interval(samples: np.ndarray) -> np.ndarray:
+    """[2.5 %, 97.5 %] quantiles along the first axis, ignoring NaN (NaN where every draw is)."""
+    flat = samples.reshape(len(samples), -1)
+    out = np.quantile(flat, [0.025, 0.975], axis=0)
+    holed = np.isnan(flat).any(axis=0)
+    if holed.any():  # nanquantile goes column by column: only where needed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: an undefined rate
+            out[:, holed] = np.nanquantile(flat[:, holed], [0.025, 0.975], axis=0)
+    return out.reshape(2, *samples.shape[1:])
 
 
 def standard_metrics(
@@ -325,11 +367,12 @@ def standard_metrics(
         if n_boot:
             samples = [_evaluate(tasks, worst_k, _resample(tasks, rng)) for _ in range(n_boot)]
             for key in GAP_KEYS:
-                result["gaps"][f"{key}_ci"] = np.nanquantile([g[key] for _, g in samples], [0.025, 0.975]).tolist()
-            for group, row in result["by_group"].items():
-                for key in GROUP_KEYS[1:]:
-                    values = [b.loc[group, key] for b, _ in samples if group in b.index]
-                    row[f"{key}_ci"] = np.nanquantile(values, [0.025, 0.975]).tolist()
+                result["gaps"][f"{key}_ci"] = _interval(np.array([g[key] for _, g in samples])).tolist()
+            keys = list(GROUP_KEYS[1:])
+            draws = np.stack([b.reindex(index=by_group.index, columns=keys).to_numpy() for b, _ in samples])
+            low, high = _interval(draws)  # (groups, metrics) each
+            for i, row in enumerate(result["by_group"].values()):
+                row.update({f"{key}_ci": [float(low[i, j]), float(high[i, j])] for j, key in enumerate(keys)})
         out[attribute] = result
     return out
 
@@ -378,6 +421,6 @@ def group_deltas(
         for metric in GROUP_KEYS[1:]:
             row[metric] = float(point.loc[group, metric])
             values = [d.loc[group, metric] for d in draws if group in d.index]
-            row[f"{metric}_ci"] = np.nanquantile(values, [0.025, 0.975]).tolist()
+            row[f"{metric}_ci"] = _interval(np.array(values)).tolist()
         out[str(group)] = row
     return out

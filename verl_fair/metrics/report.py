@@ -8,7 +8,8 @@ prediction and group columns. Outputs: ``report.json``, ``report.md`` and PNG pl
     n, data_sources, attributes      what was evaluated
     classes                          how the rates are taken: {"convention": "positive class", "positive":
                                      label} on a binary task, else {"convention": "one-vs-rest macro"}
-    notes                            why a number is null (too few groups, no gold labels, ...)
+    notes                            why a number is null (too few groups, no gold positive, ...) and which
+                                     rows were left out (no gold label, no group value) or count as wrong
     overall                          mean set-F1 and exact-match rate over all samples
     by_group                         {attribute: {group: count, accuracy, f1, tpr, fpr, ppv, selection_rate
                                      (+ *_ci intervals)}}: the positive class's on a binary task, else
@@ -20,10 +21,14 @@ prediction and group columns. Outputs: ``report.json``, ``report.md`` and PNG pl
                                      FPR_Diff, sigma_F1, Delta_F1, sigma_Acc, Delta_Acc, Acc, F1, Acc_ES, F1_ES
     gaps_by_attribute                the standard gaps of each attribute (+ *_ci intervals)
     steps                            {step: gaps} when dumps of several steps are given
+    by_group_at_steps                {step: by_group (+ *_ci intervals)} at the first and the last of them
 
 A task is binary when every gold answer is one label of a pair {1, 0}, {true, false} or {yes, no} (the
 first is positive), or when a positive label is given (``Columns.positive``, ``--positive-label``). The
 paper's metrics keep both labels of a binary task as classes, as the paper does (docs/method.md §10).
+An answer that is not exactly one of a binary task's labels (``maybe``, empty, ``1, 0``) counts as wrong,
+as the reward scores it. Rows without a gold label are left out; rows without a group value (empty, null,
+NaN, "unknown", the reward's "UNK") are left out of that attribute; both are counted under ``notes``.
 Numbers that are undefined are ``null`` in the JSON files, with the reason under ``notes``.
 """
 
@@ -49,11 +54,15 @@ from verl_fair.metrics.fairness import (
     paper_metrics,
     standard_metrics,
 )
+from verl_fair.normalise.demographics import is_missing
 from verl_fair.normalise.diagnosis import normalise_label, set_f1, split_labels, synonym_table
 from verl_fair.reward_fns.clinical_diagnosis import DOMAIN_KEY
 
 COMPONENTS = ("score", "acc", "format_ok")
 BINARY_PAIRS = (("1", "0"), ("true", "false"), ("yes", "no"))  # (positive, negative), as normalised
+PLOTTED_GROUPS = 30  # by_group.png shows at most this many groups per attribute, the lowest accuracy first
+PLOT_RESAMPLES = 200  # bootstrap resamples for the intervals at the first and the last step
+UNDEFINED = {"tpr": "no gold positive", "fpr": "no gold negative", "ppv": "no positive prediction"}
 
 
 @dataclass
@@ -69,12 +78,19 @@ class Columns:
     positive: str | None = None  # the positive class of a binary task; None: found from the gold labels
 
 
+def input_files(path: Path) -> list[Path]:
+    """``path``, or the ``<step>.jsonl`` dumps of a folder in step order."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(path.glob("*.jsonl"), key=lambda p: (len(p.stem), p.stem))
+    if not files:
+        raise ValueError(f"{path} holds no *.jsonl validation dumps")
+    return files
+
+
 def read_table(path: Path) -> pd.DataFrame:
     if path.is_dir():
-        files = sorted(path.glob("*.jsonl"), key=lambda p: (len(p.stem), p.stem))
-        if not files:
-            raise ValueError(f"{path} holds no *.jsonl validation dumps")
-        return pd.concat([read_table(f) for f in files], ignore_index=True)
+        return pd.concat([read_table(f) for f in input_files(path)], ignore_index=True)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     if path.suffix == ".csv":
@@ -114,25 +130,32 @@ def _data_sources(table: pd.DataFrame, column: str | None):
 
 def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
     """Rows with data_source, step, y_true, y_pred (label sets), one column per attribute, reward components;
-    ``attrs`` hold the attributes and the positive class (None unless the task is binary)."""
-    table = pd.concat([read_table(Path(p)) for p in paths], ignore_index=True)
+    ``attrs`` hold the attributes, the positive class and answers of a binary task (else None) and the
+    notes on rows left out (no gold label)."""
+    files = [f for p in paths for f in input_files(Path(p))]
+    tables = [read_table(f) for f in files]
+    table = pd.concat(tables, ignore_index=True)
+    named = ", ".join(map(str, paths))
     if table.empty:
-        raise ValueError(f"{', '.join(map(str, paths))} holds no predictions")
+        raise ValueError(f"{named} holds no predictions")
     groups = columns.groups or {c[len("group_") :]: c for c in table.columns if c.startswith("group_")}
     missing = [c for c in (columns.label, columns.prediction, *groups.values()) if c not in table.columns]
     if missing or not groups:
         raise ValueError(
-            f"columns {missing or ['group_<attribute>']} are not in the predictions; they have "
+            f"columns {missing or ['group_<attribute>']} are not in {named}; it has "
             f"{sorted(table.columns)}. Name them with --label-column, --prediction-column and "
             "--group-column ATTRIBUTE=COLUMN."
         )
+    origins = [(f.name, len(t)) for f, t in zip(files, tables, strict=True)]
     # labels are normalised as the reward normalises them ("normal" = "no finding"), on both sides
     synonyms = synonym_table(columns.synonyms)
     frame = pd.DataFrame(
         {
             "data_source": _data_sources(table, columns.data_source),
-            "step": table[columns.step] if columns.step in table else 0,
-            "y_true": _each_distinct(table[columns.label], lambda v: split_labels(v, synonyms)),
+            "step": _steps(table, columns.step, origins),
+            "y_true": _each_distinct(
+                table[columns.label], lambda v: frozenset() if is_missing(v) else split_labels(v, synonyms)
+            ),
             "y_pred": _each_distinct(table[columns.prediction], lambda v: split_labels(v, synonyms)),
         }
     )
@@ -141,9 +164,50 @@ def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
     for component in COMPONENTS:
         if component in table:
             frame[component] = pd.to_numeric(table[component], errors="coerce")
+    no_gold = ~frame["y_true"].map(bool)
+    if no_gold.all():
+        raise ValueError(
+            f"no row of {named} has a gold label in column {columns.label!r} (all {len(frame)} are empty, null or "
+            "NaN); name the gold label column with --label-column"
+        )
+    notes = []
+    if no_gold.any():
+        notes.append(
+            f"{int(no_gold.sum())} rows have no gold label (empty, null or NaN in {columns.label!r}; "
+            f"{_rows_named(np.flatnonzero(no_gold), origins)}): left out"
+        )
+        frame = frame[~no_gold].reset_index(drop=True)
     frame.attrs["attributes"] = list(groups)
-    frame.attrs["positive"] = _positive_class(frame["y_true"], columns, synonyms)
+    frame.attrs["positive"], frame.attrs["answers"] = _binary_task(frame["y_true"], columns, synonyms)
+    frame.attrs["notes"] = notes
     return frame
+
+
+def _rows_named(positions: np.ndarray, origins: list[tuple[str, int]], limit: int = 5) -> str:
+    """Where rows of the concatenated inputs are ("p.csv rows 4, 8"; 1-based data rows), the first ``limit``."""
+    ends = np.cumsum([n for _, n in origins])
+    by_file: dict[str, list[str]] = {}
+    for position in positions[:limit]:
+        index = int(np.searchsorted(ends, position, side="right"))
+        by_file.setdefault(origins[index][0], []).append(str(position - (ends[index - 1] if index else 0) + 1))
+    text = "; ".join(f"{name} row{'s' if len(rows) > 1 else ''} {', '.join(rows)}" for name, rows in by_file.items())
+    return text + (f" and {len(positions) - limit} more" if len(positions) > limit else "")
+
+
+def _steps(table: pd.DataFrame, column: str | None, origins: list[tuple[str, int]]) -> pd.Series | int:
+    """The step column as integers (0 when absent); raises naming the rows whose step is no whole number."""
+    if column not in table:
+        return 0
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = values.isna() | (values % 1 != 0)
+    if bad.any():
+        first = table[column][bad].iloc[0]
+        raise ValueError(
+            f"column {column!r} holds {int(bad.sum())} values that are not whole step numbers, e.g. {first!r} "
+            f"({_rows_named(np.flatnonzero(bad), origins)}); fix them, or point --step-column at the column "
+            "of training steps"
+        )
+    return values.astype(np.int64)
 
 
 def _each_distinct(values: pd.Series, function) -> pd.Series:
@@ -158,15 +222,19 @@ def _each_distinct(values: pd.Series, function) -> pd.Series:
 
 
 def _group_name(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == "":
-        return UNK
-    return str(value)
+    """The group's name; UNK for a missing value (empty, null, NaN, "unknown", ... as training reads them)."""
+    return UNK if is_missing(value) else str(value).strip()
 
 
-def _positive_class(gold: pd.Series, columns: Columns, synonyms: dict[str, str]) -> str | None:
-    """The given positive label, or the first of a binary pair that holds every gold answer; else None."""
+def _binary_task(
+    gold: pd.Series, columns: Columns, synonyms: dict[str, str]
+) -> tuple[str | None, frozenset[str] | None]:
+    """(positive class, the labels an answer may be): the given positive label and, on a single-label task,
+    the gold labels (with the other of its binary pair); else the pair that holds every gold answer and
+    that pair; (None, None) for other tasks."""
     answers = pd.unique(gold)
-    labels = set().union(*answers)
+    labels = frozenset().union(*answers)
+    single = all(len(s) == 1 for s in answers)
     if columns.positive is not None:
         positive = normalise_label(columns.positive, synonyms)
         if positive not in labels:
@@ -174,10 +242,12 @@ def _positive_class(gold: pd.Series, columns: Columns, synonyms: dict[str, str])
                 f"--positive-label {columns.positive!r} is no gold label; the gold labels are "
                 f"{sorted(labels)[:20]}. Give one of them."
             )
-        return positive
-    if any(len(s) > 1 for s in answers):
-        return None
-    return next((pos for pos, neg in BINARY_PAIRS if labels and labels <= {pos, neg}), None)
+        pairs = [frozenset(pair) for pair in BINARY_PAIRS if positive in pair]
+        return positive, labels.union(*pairs) if single else None
+    if not single:
+        return None, None
+    pair = next((pair for pair in BINARY_PAIRS if labels <= set(pair)), None)
+    return (pair[0], frozenset(pair)) if pair else (None, None)
 
 
 def evaluate(
@@ -185,7 +255,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """The report dictionary (see the module docstring) for one set of predictions."""
     attributes, positive = frame.attrs["attributes"], frame.attrs.get("positive")
-    predictions = Predictions(frame, attributes, positive)
+    predictions = _predictions(frame, attributes)
     standard = standard_metrics(predictions, min_group_size=min_group_size, n_boot=n_boot, worst_k=worst_k, seed=seed)
     gaps = {key: _nanmean([standard[a]["gaps"][key] for a in attributes]) for key in GAP_KEYS}
     with warnings.catch_warnings():  # small groups were reported once already
@@ -199,7 +269,7 @@ def evaluate(
         "classes": {"convention": "positive class", "positive": positive}
         if positive is not None
         else {"convention": "one-vs-rest macro"},
-        "notes": _notes(frame, standard, min_group_size),
+        "notes": _notes(frame, predictions, standard, min_group_size),
         "overall": {
             "set_f1": float(sum(set_f1(p, t) * n for (t, p), n in pairs.items()) / max(len(frame), 1)),
             "exact_match": float(np.mean(frame["y_true"] == frame["y_pred"])),
@@ -210,30 +280,95 @@ def evaluate(
     }
     steps = sorted(frame["step"].unique().tolist())
     if len(steps) > 1:
-        report["steps"] = {}
+        report["steps"], report["by_group_at_steps"] = {}, {}
         for step in steps:
             at_step = frame[frame["step"] == step]
-            at_step.attrs = dict(frame.attrs)
+            at_step.attrs = {**frame.attrs, "notes": []}
+            first_or_last = step in (steps[0], steps[-1])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                report["steps"][str(step)] = evaluate(at_step, min_group_size=min_group_size, worst_k=worst_k)["gaps"]
+                found = evaluate(
+                    at_step,
+                    min_group_size=min_group_size,
+                    n_boot=(n_boot or PLOT_RESAMPLES) if first_or_last else None,
+                    worst_k=worst_k,
+                    seed=seed,
+                )
+            report["steps"][str(step)] = found["gaps"]
+            if first_or_last:
+                report["by_group_at_steps"][str(step)] = found["by_group"]
+    report["notes"] += _plot_notes(report)
     return report
 
 
-def _notes(frame: pd.DataFrame, standard: dict[str, Any], min_group_size: int) -> list[str]:
-    """Why numbers of the report are undefined (null in the JSON)."""
-    if len(frame) == 0 or not frame["y_true"].map(bool).any():
-        return ["no sample has a gold label: every rate is undefined (check --label-column)"]
-    notes = []
-    for attribute, result in standard.items():
-        if result["by_group"]:
-            continue
-        sizes = frame.loc[frame[attribute] != UNK, attribute].value_counts()
-        found = ", ".join(f"{g} {n}" for g, n in sizes.head(10).items()) or "none"
+def _predictions(frame: pd.DataFrame, attributes: Sequence[str]) -> Predictions:
+    return Predictions(frame, attributes, frame.attrs.get("positive"), frame.attrs.get("answers"))
+
+
+def _notes(frame: pd.DataFrame, predictions: Predictions, standard: dict[str, Any], min_group_size: int) -> list[str]:
+    """Rows left out or counted as wrong, and why numbers of the report are undefined (null in the JSON)."""
+    notes = list(frame.attrs.get("notes", []))
+    invalid = predictions.invalid()
+    if invalid.any():
+        answers = sorted(predictions.answers, key=lambda a: a != predictions.positive)
+        labels = f"neither {answers[0]} nor {answers[1]}" if len(answers) == 2 else f"none of {', '.join(answers)}"
+        seen = frame.loc[invalid, "y_pred"].map(lambda s: ", ".join(sorted(s))).value_counts()
+        examples = ", ".join(f"{a!r} {n}" for a, n in seen.head(5).items())
         notes.append(
-            f"{attribute}: its gaps need two groups of at least min_group_size={min_group_size} samples in a data "
-            f"source; found {found} (lower --min-group-size or add samples)"
+            f"{int(invalid.sum())} answers are {labels} ({examples}): they count as wrong, as the reward "
+            "scores them (a false negative where the gold label is the positive class, else a false positive)"
         )
+    for attribute, result in standard.items():
+        unknown = int((frame[attribute] == UNK).sum())
+        if unknown:
+            notes.append(
+                f"{attribute}: {unknown} rows have no value (empty, null, NaN, unknown): left out of its groups"
+            )
+        if not result["by_group"]:
+            sizes = frame.loc[frame[attribute] != UNK, attribute].value_counts()
+            found = ", ".join(f"{g} {n}" for g, n in sizes.head(10).items()) or "none"
+            notes.append(
+                f"{attribute}: its gaps need two groups of at least min_group_size={min_group_size} samples in a "
+                f"data source; found {found} (lower --min-group-size or add samples)"
+            )
+        for rate, reason in UNDEFINED.items():
+            groups = [g for g, row in result["by_group"].items() if math.isnan(row[rate])]
+            if groups:
+                names = ", ".join(groups[:10]) + (f" and {len(groups) - 10} more" if len(groups) > 10 else "")
+                notes.append(
+                    f"{attribute}={names} {'has' if len(groups) == 1 else 'have'} {reason}: "
+                    f"{rate.upper()} null there and left out of the gaps"
+                )
+    return notes
+
+
+def _plotted_series(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What by_group.png shows: {legend label: by_group}, each group at the first and the last step, or pooled."""
+    at_steps = report.get("by_group_at_steps")
+    return {f"step {step}": by_group for step, by_group in at_steps.items()} if at_steps else {"": report["by_group"]}
+
+
+def plotted_groups(report: dict[str, Any], attribute: str) -> list[str]:
+    """The groups by_group.png shows for ``attribute``: all, or the PLOTTED_GROUPS of lowest accuracy (at the
+    last step shown), lowest first."""
+    series = list(_plotted_series(report).values())
+    names = list(dict.fromkeys(g for by_group in series for g in by_group.get(attribute, {})))
+    if len(names) <= PLOTTED_GROUPS:
+        return names
+    last = series[-1].get(attribute, {})
+    return sorted(names, key=lambda g: last.get(g, {}).get("accuracy", math.inf))[:PLOTTED_GROUPS]
+
+
+def _plot_notes(report: dict[str, Any]) -> list[str]:
+    notes = []
+    for attribute in report["attributes"]:
+        count = len(report["by_group"][attribute])
+        if count > PLOTTED_GROUPS:
+            at = f" at step {list(report['by_group_at_steps'])[-1]}" if "by_group_at_steps" in report else ""
+            notes.append(
+                f"{attribute}: {count} groups; by_group.png shows the {PLOTTED_GROUPS} with the lowest accuracy{at} "
+                "(report.json and report.md have them all)"
+            )
     return notes
 
 
@@ -248,8 +383,9 @@ def compare(
     """Fairness delta report: per-group changes (after - before) of every rate with bootstrap intervals,
     the per-group reward components (score, acc, format_ok) of both, and both sets of gaps.
 
-    Attributes in only one of the two are left out and named under ``notes``; a group in only one gets
-    null changes and ``only_in``."""
+    A side holding several steps (a folder of dumps) is compared at its last step, the checkpoint it ends
+    with, named under ``notes``: pooling steps would mix different models. Attributes in only one of the two
+    are left out and named under ``notes``; a group in only one gets null changes and ``only_in``."""
     if before.attrs.get("positive") != after.attrs.get("positive"):
         raise ValueError(
             f"BEFORE has positive class {before.attrs.get('positive')!r} and AFTER {after.attrs.get('positive')!r}; "
@@ -262,18 +398,18 @@ def compare(
             f"BEFORE and AFTER share no attribute (BEFORE: {names['before']}, AFTER: {names['after']}); "
             "name the same ones with --group-column ATTRIBUTE=COLUMN"
         )
-    before, after = before.copy(), after.copy()
+    (before, before_notes), (after, after_notes) = _last_step(before, "BEFORE"), _last_step(after, "AFTER")
     for frame in (before, after):
         frame.attrs["attributes"] = attributes
-    positive = before.attrs.get("positive")
-    out: dict[str, Any] = {"attributes": attributes, "notes": [], "by_group": {}, "components": {}}
+    notes = before_notes + after_notes
+    out: dict[str, Any] = {"attributes": attributes, "notes": notes, "by_group": {}, "components": {}}
     for side in ("before", "after"):
         for attribute in sorted(set(names[side]) - set(attributes)):
             out["notes"].append(f"attribute {attribute} is only in {side.upper()}: left out of the comparison")
     for attribute in attributes:
         out["by_group"][attribute] = group_deltas(
-            Predictions(before, attributes, positive),
-            Predictions(after, attributes, positive),
+            _predictions(before, attributes),
+            _predictions(after, attributes),
             attribute,
             n_boot=n_boot,
             min_group_size=min_group_size,
@@ -301,6 +437,20 @@ def compare(
         "after": evaluate(after, min_group_size=min_group_size)["gaps"],
     }
     return out
+
+
+def _last_step(frame: pd.DataFrame, side: str) -> tuple[pd.DataFrame, list[str]]:
+    """A copy of ``frame`` at its last step, and notes: the steps it held and its rows left out at loading."""
+    notes = [f"{side}: {note}" for note in frame.attrs.get("notes", [])]
+    steps = sorted(frame["step"].unique().tolist())
+    last = frame[frame["step"] == steps[-1]].reset_index(drop=True)
+    last.attrs = dict(frame.attrs)
+    if len(steps) > 1:
+        notes.append(
+            f"{side} holds steps {', '.join(map(str, steps))}: compared at its last step, {steps[-1]} "
+            "(give one step's dump to compare another)"
+        )
+    return last, notes
 
 
 def to_json(value: Any) -> str:
@@ -364,7 +514,9 @@ def markdown(report: dict[str, Any], title: str = "Fairness report") -> str:
         "",
         _convention(report.get("classes", {})),
         "",
+        *_steps_shown(report),
         *(f"- {note}" for note in report.get("notes", [])),
+        *([""] if report.get("notes") else []),
         "## Gaps (standard definitions, averaged over attributes)",
         "",
         "| gap | value |",
@@ -399,6 +551,19 @@ def markdown(report: dict[str, Any], title: str = "Fairness report") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _steps_shown(report: dict[str, Any]) -> list[str]:
+    """Which steps the numbers pool and by_group.png shows (nothing to say for one step)."""
+    if "steps" not in report:
+        return []
+    steps, (first, last) = list(report["steps"]), list(report["by_group_at_steps"])
+    return [
+        f'The tables pool all {len(steps)} steps ({", ".join(steps)}); "Across steps" gives the gaps of each. '
+        f"by_group.png shows each group at step {first} (first) and step {last} (last), with 95 % bootstrap "
+        "intervals.",
+        "",
+    ]
+
+
 def _convention(classes: dict[str, Any]) -> str:
     if classes.get("convention") == "positive class":
         positive = classes["positive"]
@@ -413,32 +578,69 @@ def _fmt(value: float, interval: Sequence[float] | None = None) -> str:
     return text + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
+def by_group_figure(report: dict[str, Any]):
+    """Per-group accuracy and TPR bars with their intervals: each group at the first and the last step side by
+    side when there are several steps, else over all rows; None without per-group numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    attributes = [a for a in report["attributes"] if report["by_group"][a]]
+    if not attributes:
+        return None
+    series = _plotted_series(report)
+    shown = {a: plotted_groups(report, a) for a in attributes}
+    widths = [max(4.5, 0.25 * len(shown[a]) * len(series) + 1.5) for a in attributes]
+    fig, axes = plt.subplots(
+        2, len(attributes), figsize=(sum(widths), 6.5), squeeze=False, gridspec_kw={"width_ratios": widths}
+    )
+    colours = ("#9DB4D6", "#2F5597") if len(series) > 1 else ("#4C72B0",)
+    width = 0.8 / len(series)
+    for column, attribute in enumerate(attributes):
+        names = shown[attribute]
+        positions = np.arange(len(names))
+        for row, metric in enumerate(("accuracy", "tpr")):
+            axis = axes[row][column]
+            for i, (label, by_group) in enumerate(series.items()):
+                rows = [by_group.get(attribute, {}).get(g, {}) for g in names]
+                values = np.array([_number(r.get(metric)) for r in rows])
+                intervals = np.array([r.get(f"{metric}_ci") or [np.nan, np.nan] for r in rows], dtype=float)
+                errors = np.abs(intervals.T - values)
+                offset = (i - (len(series) - 1) / 2) * width
+                axis.bar(positions + offset, values, width, yerr=errors, capsize=3, color=colours[i], label=label)
+                for x in (positions + offset)[np.isnan(values)]:  # undefined (null): say so instead of a gap
+                    axis.text(x, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color="grey")
+            axis.set_xticks(positions, names, rotation=90 if len(names) > 8 else 0)
+            axis.set_xlim(-0.6, len(names) - 0.4)
+            axis.set_ylim(0, 1.05)
+            axis.set_title(f"{'TPR' if metric == 'tpr' else metric} by {attribute}")
+            axis.grid(axis="y", alpha=0.3)
+    if len(series) > 1:
+        first, last = series
+        fig.suptitle(f"Each group at {first} and {last} (95 % bootstrap intervals)", x=0.02, ha="left", fontsize=10)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.01, 0.965), ncol=2, fontsize=9, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.92))
+    else:
+        fig.tight_layout()
+    return fig
+
+
+def _number(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
 def plots(report: dict[str, Any], folder: Path) -> list[Path]:
-    """Per-group accuracy and TPR bars with intervals; gap trajectories across steps when there are several."""
+    """by_group.png (see :func:`by_group_figure`); gap trajectories across steps when there are several."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written = []
-    attributes = [a for a in report["attributes"] if report["by_group"][a]]
-    if attributes:
-        fig, axes = plt.subplots(2, len(attributes), figsize=(4.5 * len(attributes), 6.5), squeeze=False)
-        for column, attribute in enumerate(attributes):
-            groups = report["by_group"][attribute]
-            names = list(groups)
-            for row, metric in enumerate(("accuracy", "tpr")):
-                values = np.array([groups[g][metric] for g in names])
-                intervals = [groups[g].get(f"{metric}_ci") for g in names]
-                errors = None
-                if all(intervals):
-                    errors = np.abs(np.array(intervals).T - values)
-                axis = axes[row][column]
-                axis.bar(names, values, yerr=errors, capsize=4, color="#4C72B0" if row == 0 else "#DD8452")
-                axis.set_ylim(0, 1.05)
-                axis.set_title(f"{metric} by {attribute}")
-                axis.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
+    fig = by_group_figure(report)
+    if fig is not None:
         written.append(folder / "by_group.png")
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
@@ -446,12 +648,7 @@ def plots(report: dict[str, Any], folder: Path) -> list[Path]:
         steps = list(report["steps"])
         fig, axis = plt.subplots(figsize=(6.5, 4))
         for key in ("equal_opportunity_difference", "predictive_parity_difference", "accuracy_difference", "Delta_F1"):
-            axis.plot(
-                [int(s) if s.isdigit() else s for s in steps],
-                [report["steps"][s][key] for s in steps],
-                marker="o",
-                label=key,
-            )
+            axis.plot([int(s) for s in steps], [_number(report["steps"][s][key]) for s in steps], marker="o", label=key)
         axis.set_xlabel("training step")
         axis.set_ylabel("gap")
         axis.legend(fontsize=8)
@@ -463,7 +660,20 @@ def plots(report: dict[str, Any], folder: Path) -> list[Path]:
     return written
 
 
+def check_output(folder: Path) -> None:
+    """Raise unless ``folder`` is a folder or can be made one (no file in the way)."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ValueError(
+                    f"--output {folder} must be a folder (for report.json, report.md and the plots), but {path} "
+                    "is a file; give another path or move the file"
+                )
+            return
+
+
 def write(report: dict[str, Any], folder: Path, title: str = "Fairness report") -> list[Path]:
+    check_output(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(to_json(report))
     (folder / "report.md").write_text(markdown(report, title))
