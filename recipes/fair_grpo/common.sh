@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Shared by the run_*.sh recipes: one set of hyperparameters for every method (matched baselines).
+# Shared by the run_*.sh recipes: one set of hyperparameters for every method (matched baselines), kept in
+# config/fair_grpo_clinical.yaml; this file adds what comes from the environment.
 # Usage (from a run script): run_recipe METHOD [Hydra overrides ...], after setting MODEL_ARGS and MODEL_NAME.
 set -euo pipefail
+RECIPE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 DATA_DIR=${DATA_DIR:-data}
 TRAIN_FILES=${TRAIN_FILES:-"[$DATA_DIR/chexpert/train.parquet,$DATA_DIR/hemorrhage/train.parquet,$DATA_DIR/vindr/train.parquet,$DATA_DIR/isic2020/train.parquet,$DATA_DIR/ham10000/train.parquet,$DATA_DIR/pad_ufes_20/train.parquet,$DATA_DIR/covid_blues/train.parquet]"}
@@ -17,17 +19,12 @@ LOGGER=${LOGGER:-"[console,wandb]"}
 EPOCHS=${EPOCHS:-1}
 SAVE_FREQ=${SAVE_FREQ:-20}
 TEST_FREQ=${TEST_FREQ:-5}
+# the inference backend of the rollout (vllm or sglang; the train backend is the script name's suffix)
+INFER_BACKEND=${INFER_BACKEND:-vllm}
 
-# The paper's settings (docs/method.md §11): batch 512 prompts, mini-batch 128, 4096/4096 tokens, KL loss off.
+# The paper's settings (batch 512 prompts, mini-batch 128, 4096/4096 tokens, KL loss off) are in the config.
 COMMON_ARGS=(
-    "data.train_files=$TRAIN_FILES" "data.val_files=$VAL_FILES"
-    data.train_batch_size=512 data.max_prompt_length=4096 data.max_response_length=4096
-    data.truncation=left data.filter_overlong_prompts=False data.image_key=images
-    actor_rollout_ref.actor.ppo_mini_batch_size=128 actor_rollout_ref.actor.use_kl_loss=False
-    actor_rollout_ref.actor.entropy_coeff=0 algorithm.use_kl_in_reward=False
-    actor_rollout_ref.model.enable_gradient_checkpointing=True actor_rollout_ref.ref.fsdp_config.param_offload=True
-    actor_rollout_ref.rollout.name=vllm actor_rollout_ref.rollout.tensor_model_parallel_size=2
-    actor_rollout_ref.rollout.gpu_memory_utilization=0.6
+    "data.train_files=$TRAIN_FILES" "data.val_files=$VAL_FILES" "actor_rollout_ref.rollout.name=$INFER_BACKEND"
     "trainer.nnodes=$NNODES" "trainer.n_gpus_per_node=$N_GPUS_PER_NODE" "trainer.total_epochs=$EPOCHS"
     "trainer.save_freq=$SAVE_FREQ" "trainer.test_freq=$TEST_FREQ" "trainer.project_name=$PROJECT"
     "trainer.logger=$LOGGER"
@@ -53,7 +50,13 @@ run_recipe() {
     local extra
     extra=$(method_args "$method")
     local experiment="${MODEL_NAME}_${method}"
-    local command=(python3 -m verl.trainer.main_ppo --config-path="$(verl-fair config-dir)" --config-name=fair_grpo_trainer
+    # verl finds the plugin by the entry point in its installed metadata; the checkout is not enough (cd /)
+    if ! (cd / && python3 -c "from importlib.metadata import version; version('verl-fair')" 2>/dev/null); then
+        echo "verl-fair is not installed for $(command -v python3): install it beside verl on every node" \
+             "(pip install . in a clone of verl-fair, or its wheel; recipes/fair_grpo/README.md)" >&2
+        return 2
+    fi
+    local command=(python3 -m verl.trainer.main_ppo --config-path="$RECIPE_DIR/config" --config-name=fair_grpo_clinical
                    "${COMMON_ARGS[@]}" "${MODEL_ARGS[@]}" $extra
                    "trainer.experiment_name=$experiment"
                    "trainer.default_local_dir=$OUTPUT_DIR/$experiment/checkpoints"

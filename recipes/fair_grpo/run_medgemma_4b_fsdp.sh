@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # EXPERIMENTAL: MedGemma-4B (google/medgemma-4b-it). verl 0.9.1 does not validate Gemma3 multimodal training
 # (upstream issue #6341: no Gemma3 processor mapping or model patch; it falls back to a generic builder).
-# Run the smoke script on one GPU first and compare its rewards with Qwen's before a long run.
-#   bash recipes/fair_grpo/run_medgemma_4b.sh [METHOD] [Hydra overrides ...]
+# Run the one-GPU smoke test with it first (MODEL_PATH=google/medgemma-4b-it bash run_qwen2_5_0_5b_fsdp.sh)
+# and compare its rewards with Qwen's before a long run.
+#   bash recipes/fair_grpo/run_medgemma_4b_fsdp.sh [METHOD] [Hydra overrides ...]
 source "$(dirname "$0")/common.sh"
 MODEL_NAME=medgemma_4b
 MODEL_PATH=${MODEL_PATH:-google/medgemma-4b-it}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One-GPU smoke test: a small model, small batches, 3 steps and a validation, to check a cluster end to end
-# (plugin loaded in every worker, metadata sampler, reward, checkpoint with verl_fair_state.pkl).
-#   MODEL_PATH=Qwen/Qwen2.5-0.5B-Instruct DATA_DIR=data bash recipes/fair_grpo/run_smoke_1gpu.sh [METHOD]
+# The one-GPU smoke test: Qwen2.5-0.5B-Instruct (or MODEL_PATH), small batches, 3 steps and a validation, to
+# check a cluster end to end (plugin loaded in every worker, metadata sampler, reward, checkpoint with
+# verl_fair_state.npz). Reads $DATA_DIR/smoke/{train,val}.parquet (SMOKE_TRAIN_FILES, SMOKE_VAL_FILES).
+#   MODEL_PATH=Qwen/Qwen2.5-0.5B-Instruct DATA_DIR=data bash recipes/fair_grpo/run_qwen2_5_0_5b_fsdp.sh [METHOD]
 NNODES=${NNODES:-1} N_GPUS_PER_NODE=${N_GPUS_PER_NODE:-1}
 source "$(dirname "$0")/common.sh"
 MODEL_NAME=smoke

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Qwen2.5-VL-7B-Instruct on the seven clinical datasets.
-#   bash recipes/fair_grpo/run_qwen2_5_vl_7b.sh [METHOD] [Hydra overrides ...]
+#   bash recipes/fair_grpo/run_qwen2_5_vl_7b_fsdp.sh [METHOD] [Hydra overrides ...]
 # METHOD: fair_grpo (default), fair_grpo_label_free, group_dro, grpo, grpo_resampling, rloo, reinforce_pp.
 # Environment: MODEL_PATH, DATA_DIR / TRAIN_FILES / VAL_FILES / BALANCED_TRAIN_FILES, OUTPUT_DIR, NNODES,
-# N_GPUS_PER_NODE, RAY_ADDRESS, LR, ROLLOUT_N, PROJECT, LOGGER, EPOCHS, SAVE_FREQ, TEST_FREQ, DRY_RUN (see README.md).
+# N_GPUS_PER_NODE, RAY_ADDRESS, INFER_BACKEND, LR, ROLLOUT_N, PROJECT, LOGGER, EPOCHS, SAVE_FREQ, TEST_FREQ, DRY_RUN
+# (see README.md).
 source "$(dirname "$0")/common.sh"
 MODEL_NAME=qwen2_5_vl_7b
 MODEL_PATH=${MODEL_PATH:-Qwen/Qwen2.5-VL-7B-Instruct}
