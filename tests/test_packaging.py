@@ -125,6 +125,8 @@ def test_pre_commit_hooks_are_local_and_run_what_make_lint_runs():
             hooks[name]["files"] == "^(" + "|".join(sorted(_make_lint_folders(), key=hooks[name]["files"].find)) + ")/"
         )
     assert hooks["license-header"]["entry"] == "python tests/test_license_headers.py"
+    names = ("a.py", "recipes/run.sh", ".ci/run", "config.yaml")  # the hook sees what `make headers` fixes
+    assert [n for n in names if re.search(hooks["license-header"]["files"], n)] == ["a.py", "recipes/run.sh"]
 
 
 def test_pre_commit_stops_a_lint_error_a_format_error_and_a_missing_header(tmp_path):
