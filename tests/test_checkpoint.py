@@ -8,6 +8,7 @@ from helpers import Prompt, make_batch
 from hydra import compose, initialize_config_dir
 from test_state_and_history import _steps
 
+from verl_fair.algorithm import state as state_file
 from verl_fair.configs import folder as configs_folder
 from verl_fair.integration import context
 from verl_fair.integration.checkpoint import FRESH_STATE_ENV, STATE_FILE, FairStateCallback
@@ -93,3 +94,16 @@ def test_idle_for_other_estimators(tmp_path):
     callback.on_save(trainer=None, global_step=1, checkpoint_dir=str(tmp_path / "x"))
     assert not (tmp_path / "x" / STATE_FILE).exists()
     assert FairStateCallback(_config(tmp_path)).active  # the same settings with fair_grpo are active
+
+
+def test_a_state_over_the_readers_limit_is_not_written_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    config = _config(tmp_path)
+    callback = FairStateCallback(config)
+    for batch in _steps(2, seed=3):
+        fair_grpo(**batch.kwargs(config.algorithm))
+    monkeypatch.setattr(state_file, "MAX_META_BYTES", 64)
+    with caplog.at_level(logging.ERROR, logger="verl_fair"):
+        folder = _save_like_verl(callback, tmp_path, 2)
+    assert not (folder / STATE_FILE).exists()
+    assert f"state of step 2 not saved: {folder / STATE_FILE} was not written" in caplog.text
+    assert FRESH_STATE_ENV in caplog.text

@@ -34,10 +34,11 @@ META = "__meta__"
 _ARRAY = "__array__"
 _NUMERIC_KINDS = "biuf"
 MAX_STATE_BYTES = 1 << 30  # all members unpacked, by the zip directory, checked before anything is unpacked
-MAX_META_BYTES = 16 << 20  # the JSON tree
+MAX_META_BYTES = 256 << 20  # the JSON tree (about 5 million prompt visits in the official variants' uid tables)
 MAX_DIRECTORY_BYTES = 8 << 20  # the zip directory: some 100,000 members
 MAX_DEPTH = 32  # nesting of the JSON tree
 MAX_DIMS = 4  # dimensions of an array
+_NPY_HEADER = 128  # bytes np.savez puts before each array's data
 
 
 class StateError(ValueError):
@@ -50,6 +51,11 @@ def write_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     arrays: dict[str, np.ndarray] = {}
     tree = _encode(state, arrays)
     meta = json.dumps({"format": FORMAT, "version": VERSION, "state": tree}, allow_nan=False).encode()
+    try:  # a state the reader would refuse is not written: a resume from it would fail
+        sizes = [len(meta), *(a.nbytes for a in arrays.values())]
+        _check_sizes(len(meta) + _NPY_HEADER, sum(sizes) + _NPY_HEADER * len(sizes))
+    except StateError as problem:
+        raise StateError(f"{path} was not written: {problem}") from None
     buffer = io.BytesIO()
     np.savez(buffer, **{META: np.frombuffer(meta, dtype=np.uint8)}, **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,12 +116,16 @@ def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
         members[name] = info
     if META not in members:
         raise StateError(f"it has no {META}.npy member, so it is not a verl-fair state file")
-    total = sum(info.file_size for info in members.values())
-    if total > MAX_STATE_BYTES:
-        raise StateError(f"its members unpack to {total} bytes, more than a state file's {MAX_STATE_BYTES}")
-    if members[META].file_size > MAX_META_BYTES:
-        raise StateError(f"its {META} takes {members[META].file_size} bytes, more than a state file's {MAX_META_BYTES}")
+    _check_sizes(members[META].file_size, sum(info.file_size for info in members.values()))
     return members
+
+
+def _check_sizes(meta_bytes: int, total_bytes: int) -> None:
+    """The limits a state must keep, checked when it is written and before it is unpacked."""
+    if total_bytes > MAX_STATE_BYTES:
+        raise StateError(f"its members unpack to {total_bytes} bytes, more than a state file's {MAX_STATE_BYTES}")
+    if meta_bytes > MAX_META_BYTES:
+        raise StateError(f"its {META} takes {meta_bytes} bytes, more than a state file's {MAX_META_BYTES}")
 
 
 def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:

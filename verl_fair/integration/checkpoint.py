@@ -48,7 +48,17 @@ class FairStateCallback(CheckpointCallback):
         state = context.get_state()
         if not self.active or state is None:
             return
-        path = write_state(Path(checkpoint_dir) / STATE_FILE, state.state_dict())
+        try:
+            path = write_state(Path(checkpoint_dir) / STATE_FILE, state.state_dict())
+        except StateError as problem:  # training goes on; this checkpoint resumes only with fresh statistics
+            logger.error(
+                "verl-fair: FairGRPO state of step %d not saved: %s. Bound the statistics (history, "
+                "cluster.memory under variant=paper) or resume this checkpoint with %s=1",
+                global_step,
+                problem,
+                FRESH_STATE_ENV,
+            )
+            return
         logger.info("verl-fair: FairGRPO state of step %d saved to %s", global_step, path)
 
 
