@@ -18,7 +18,7 @@ failed. From the command line::
     python -m verl_fair.data.imaging nifti ct_scans/ Patients_CT/ --subdir brain [--window 40 80]
     python -m verl_fair.data.imaging video lus_videos/ frames/ [--at-seconds 1 | --frame N]
 
-Needs the ``imaging`` extra: ``pip install "verl-fair[imaging]"`` (pydicom, nibabel, av).
+Needs the ``imaging`` extra: ``pip install ".[imaging]"`` in the verl-fair clone (pydicom, nibabel, av).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _require(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise ImportError(f"{module} is needed to convert medical images: pip install 'verl-fair[imaging]'") from error
+        raise ImportError(f"{module} is needed to convert medical images: pip install '.[imaging]' in the verl-fair clone") from error
 
 
 def apply_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
