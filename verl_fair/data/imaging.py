@@ -70,7 +70,9 @@ def _require(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise ImportError(f"{module} is needed to convert medical images: pip install '.[imaging]' in the verl-fair clone") from error
+        raise ImportError(
+            f"{module} is needed to convert medical images: pip install '.[imaging]' in the verl-fair clone"
+        ) from error
 
 
 def apply_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
