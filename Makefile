@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lint test demo bench wheel headers clean
+.PHONY: setup lint test demo bench wheel headers upstream clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ demo: setup
 
 bench: setup
 	$(PY) -m benchmarks.estimator
+
+# apply upstream/*.patch to a copy of a verl git repository and run their CPU tests there (upstream/README.md)
+upstream: setup
+	@test -n "$(VERL_SRC)" || { echo "usage: make upstream VERL_SRC=<a verl git repository>"; exit 2; }
+	PYTHON=$(abspath $(PY)) upstream/apply_and_test.sh $(VERL_SRC)
 
 # the installable wheel in dist/ (build/ removed first so files deleted from the tree stay out of it)
 wheel: setup

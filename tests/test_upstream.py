@@ -1,10 +1,15 @@
 """docs/upstream.md item 1 applied as verl PR #7473 would: the estimator then reads ``non_tensor_batch`` itself
-and gives the advantages the sampler path gives on the same batch."""
+and gives the advantages the sampler path gives on the same batch. And the form of the patches in upstream/:
+each a ``git format-patch`` mail adding a CPU test in verl's layout, with a PR description titled by verl's rule
+(applying them needs a verl repository: ``upstream/apply_and_test.sh``)."""
 
 from __future__ import annotations
 
 import inspect
+import re
+import subprocess
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +102,61 @@ def test_pr_7473_hands_non_tensor_batch_and_matches_the_sampler_path(batch):
 def test_without_the_change_verl_hands_no_metadata(batch):
     ray_trainer.compute_advantage(_data(batch, with_metadata=True), adv_estimator="fair_grpo", config=ALGORITHM)
     assert context.last_report().unk_prompts == len(PROMPTS)  # label-free: verl 0.9.1 drops the fields
+
+
+UPSTREAM = Path(__file__).resolve().parent.parent / "upstream"
+PATCHES = sorted(UPSTREAM.glob("[0-9][0-9]-*.patch"))
+# verl's tests/special_sanity/check_pr_title.py
+VERL_MODULES = {
+    *("fsdp", "megatron", "veomni", "sglang", "vllm", "trtllm", "rollout", "trainer", "tests", "training_utils"),
+    *("recipe", "hardware", "deployment", "ray", "worker", "single_controller", "misc", "docker", "ci", "perf"),
+    *("model", "algo", "env", "tool", "ckpt", "doc", "data", "cfg", "reward", "fully_async", "one_step_off"),
+}
+VERL_TITLE = re.compile(r"^(?:\[BREAKING\])?\[(?P<modules>[a-z_,\s]+)\]\s+(?:feat|fix|refactor|chore|test):\s+\S.*$")
+
+
+def _subject(patch: Path) -> str:
+    """The mail's Subject header, unfolded, without format-patch's ``[PATCH]``."""
+    header = patch.read_text().split("\n\n", 1)[0]
+    subject = re.search(r"^Subject: (.*(?:\n[ \t].*)*)", header, re.MULTILINE).group(1)
+    return re.sub(r"\s*\n[ \t]+", " ", subject).removeprefix("[PATCH] ")
+
+
+def test_there_is_a_patch_for_each_hook_in_the_docs():
+    hooks = re.findall(r"^## \d+\. ", (UPSTREAM.parent / "docs" / "upstream.md").read_text(), re.MULTILINE)
+    assert len(PATCHES) == len(hooks) == 5
+    assert [p.name[:2] for p in PATCHES] == [f"{i:02d}" for i in range(1, len(PATCHES) + 1)]
+
+
+@pytest.mark.parametrize("patch", PATCHES, ids=lambda p: p.stem)
+def test_each_patch_is_a_format_patch_mail_git_can_read(patch):
+    assert re.match(r"From [0-9a-f]{40} ", patch.read_text())
+    parsed = subprocess.run(["git", "apply", "--numstat", str(patch)], capture_output=True, text=True)
+    assert parsed.returncode == 0, parsed.stderr
+
+
+@pytest.mark.parametrize("patch", PATCHES, ids=lambda p: p.stem)
+def test_each_patch_adds_a_cpu_test_in_verls_layout(patch):
+    added = re.findall(r"^diff --git a/(\S+) b/\1\nnew file mode", patch.read_text(), re.MULTILINE)
+    assert [path for path in added if re.fullmatch(r"tests/(\w+/)*test_\w+_on_cpu\.py", path)], added
+
+
+@pytest.mark.parametrize("patch", PATCHES, ids=lambda p: p.stem)
+def test_each_description_is_titled_by_verls_rule_as_its_commit(patch):
+    description = patch.with_suffix(".md").read_text()
+    title = description.splitlines()[0].removeprefix("# ")
+    match = VERL_TITLE.match(title)
+    assert match, title
+    assert set(re.findall(r"[a-z_]+", match["modules"])) <= VERL_MODULES
+    assert title == _subject(patch)
+    for section in ("### What does this PR do?", "### Test", "### Checklist Before Submitting"):
+        assert section in description
+
+
+@pytest.mark.parametrize("patch", PATCHES, ids=lambda p: p.stem)
+def test_each_description_says_what_it_retires_in_files_that_exist(patch):
+    description = patch.with_suffix(".md").read_text()
+    assert "**In verl-fair**" in description and "**Relation to open PRs.**" in description
+    named = re.findall(r"verl_fair/[\w/]+\.py", description)
+    assert named
+    assert [path for path in named if not (UPSTREAM.parent / path).is_file()] == []
