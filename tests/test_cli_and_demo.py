@@ -18,6 +18,24 @@ def test_doctor_reports_registration():
     assert "fair_grpo registered by verl_fair" in result.stdout
 
 
+def test_python_warnings_are_one_line_each_without_source(tmp_path):
+    """A group below --min-group-size warns from inside the metrics code; the CLI shows the message, not the code."""
+    rows = ["gts,pred,group_sex"] + ["a,a,F", "b,a,F"] * 20 + ["a,b,M"] * 3
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "verl_fair.cli", "report", str(tmp_path / "p.csv"), "--output", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if "UserWarning" in line]
+    assert len(warning) == 1 and warning[0].startswith("fairness.py:")
+    assert warning[0].endswith("UserWarning: group sex=M has 3 samples (< min_group_size=30); it is left out of the "
+                               "per-group metrics and the gaps")  # fmt: skip
+    assert not [line for line in result.stderr.splitlines() if line.startswith(" ")]  # no source lines
+
+
 def test_config_dir_holds_the_shipped_yaml():
     result = subprocess.run([sys.executable, "-m", "verl_fair.cli", "config-dir"], capture_output=True, text=True)
     assert (Path(result.stdout.strip()) / "fair_grpo.yaml").is_file()

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
+from pathlib import Path
 
 from verl_fair.cli import discover, doctor, prepare, report
 
@@ -32,4 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, command in (("config-dir", config_dir), ("cpu-overrides", cpu_overrides)):
         commands.add_parser(name, help=command.__doc__).set_defaults(run=command)
     args = parser.parse_args(argv)
-    return args.run(args)
+    with warnings.catch_warnings():  # restores the default display when the command returns
+        warnings.showwarning = show_warning
+        return args.run(args)
+
+
+def show_warning(message, category: type[Warning], filename: str, lineno: int, file=None, line=None) -> None:
+    """A Python warning (numpy overflow, Pillow's DecompressionBombWarning, ...) as one line, without source."""
+    text = " ".join(str(message).split())
+    print(f"{Path(filename).name}:{lineno}: {category.__name__}: {text}", file=file or sys.stderr)
