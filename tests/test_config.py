@@ -56,3 +56,21 @@ def test_yaml_defaults_follow_the_variant():
     official = FairGRPOConfig.from_mapping({**_shipped(), "variant": "official"})
     assert official == FairGRPOConfig.from_mapping({"variant": "official"})
     assert official.reward_floor is None and official.cluster.memory is None
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"reward_floor": 1e9}, {"reward_floor": 1.0}, {"weighting": "alpha_fair", "reward_max": 0.5, "reward_floor": 0.5}],
+)
+def test_a_reward_floor_at_or_above_reward_max_is_refused(settings):
+    """Every mean would be lifted to the floor: all groups weigh the same and the advantages vanish."""
+    with pytest.raises(FairGRPOConfigError) as caught:
+        FairGRPOConfig.from_mapping(settings)
+    message = str(caught.value)
+    assert f"algorithm.fair_grpo.reward_floor={settings['reward_floor']!r} is not valid" in message
+    assert f"below reward_max={settings.get('reward_max', 1.0)!r}" in message and "null" in message
+
+
+def test_a_reward_floor_below_reward_max_is_accepted():
+    assert FairGRPOConfig.from_mapping({"reward_floor": 5.0, "reward_max": 10}).reward_floor == 5.0
+    assert FairGRPOConfig.from_mapping({"reward_floor": None, "reward_max": 0}).reward_floor is None

@@ -184,6 +184,7 @@ class FairGRPOConfig:
                     f"algorithm.fair_grpo.{key}={_shown(value)} is not valid with variant={variant}: the authors' code "
                     f"uses {_shown(knob.official)}. Use variant=paper to change it."
                 )
+        problems += _implausible(parsed)
         if problems:
             raise FairGRPOConfigError(problems[0] if len(problems) == 1 else _listed(problems))
         cluster = ClusterConfig(**{k.split(".", 1)[1]: parsed[k] for k in parsed if k.startswith("cluster.")})
@@ -230,6 +231,18 @@ def _flatten(raw: Mapping[str, Any], knobs: Mapping[str, Knob]) -> tuple[dict[st
         problems.append(f"algorithm.fair_grpo has an unknown key {key!r}{hint} Allowed keys: {sorted(knobs)}.")
         del values[key]
     return values, problems
+
+
+def _implausible(parsed: Mapping[str, Any]) -> list[str]:
+    """Valid values that together would make every advantage about 0."""
+    floor, best = parsed.get("reward_floor"), parsed.get("reward_max")
+    if floor is None or best is None or floor < best:
+        return []
+    return [
+        f"algorithm.fair_grpo.reward_floor={floor!r} is not valid: it must be below reward_max={best!r} (the best "
+        "attainable reward), or every group's mean reward is lifted to the floor and every group weighs the same. "
+        "Use a small fraction of reward_max (the default is 0.05 for rewards in [0, 1]) or null to switch it off."
+    ]
 
 
 def _listed(problems: list[str]) -> str:
