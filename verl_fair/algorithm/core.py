@@ -8,6 +8,7 @@ of outcome rewards with per-prompt domains and groups into per-row advantages an
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ from verl_fair.config import OFFICIAL_VARIANTS, FairGRPOConfig
 from verl_fair.groups.labels import UNK
 from verl_fair.groups.latent import LatentGroups, OfficialLatentGroups
 
+logger = logging.getLogger(__name__)
+
 STATE_VERSION = 2
-GUARDS = ("reward_floor", "small_group", "weight_cap", "nonfinite_fallback")
+GUARDS = ("reward_floor", "small_group", "weight_cap", "nonfinite_fallback", "above_reward_max")
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class FairGRPO:
             groups = [UNK] * batch.num_prompts
         rollouts = batch.counts.astype(np.float64)
         counters: Counter = Counter({g: 0 for g in GUARDS})
+        counters["above_reward_max"] = self._count_above_reward_max(batch.rewards)
         view = self._group_view(batch, domains, groups, reference_groups) if self.rule.uses_groups else None
         if view is not None:
             raise_small_groups(view, cfg.min_group_size, rollouts, counters)
@@ -171,6 +175,23 @@ class FairGRPO:
             domain_alignment=domain_alignment,
             rule_metrics=self.rule.metrics(),
         )
+
+    def _count_above_reward_max(self, rewards: torch.Tensor) -> int:
+        """Rows whose reward exceeds ``reward_max``, the best attainable reward; the first time, a warning."""
+        best = self.config.reward_max
+        above = int((rewards > best).sum())
+        if above and not self.guard_totals_["above_reward_max"]:
+            logger.warning(
+                "fair_grpo: %d of %d rewards (largest %g) exceed algorithm.fair_grpo.reward_max=%g this step: "
+                "deficits and losses are measured from reward_max, so groups above it count as flawless and the "
+                "advantages can shrink to 0. Set reward_max to the best attainable reward. Counted in "
+                "fair/guard/above_reward_max (warned once).",
+                above,
+                len(rewards),
+                float(rewards.max()),
+                best,
+            )
+        return above
 
     def _group_view(
         self, batch: PromptBatch, domains: list[str], groups: list[str], truth: Sequence[str] | None
