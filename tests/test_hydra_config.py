@@ -59,6 +59,7 @@ def _doctor(*args):
         (("algorithm.fair_grpo.variant=official",), "assumes non-negative rewards"),
         (("trainer.v1.trainer_mode=colocate_async",), "colocate_async: the metadata sampler serves it"),
         (("trainer.v1.trainer_mode=separate_async",), "separate_async is UNTESTED with FairGRPO"),
+        (("trainer.use_v1=False",), "RayPPOTrainer (trainer.use_v1=False): labelled"),
     ],
 )
 def test_doctor_says_what_the_run_will_do(args, expected):
@@ -82,7 +83,6 @@ def test_doctor_says_what_the_run_will_do(args, expected):
             ),
             "3 problems in algorithm.fair_grpo",
         ),
-        (("trainer.use_v1=False",), "VERL_FAIR_LEGACY_ADAPTER=1"),
         (
             ("~trainer.v1.sampler.sampler_kwargs.fair_grpo", "algorithm.fair_grpo.group_attributes=[race]"),
             "sampler_kwargs.fair_grpo",

@@ -100,7 +100,8 @@ def test_pr_7473_hands_non_tensor_batch_and_matches_the_sampler_path(batch):
 
 
 def test_without_the_change_verl_hands_no_metadata(batch):
-    ray_trainer.compute_advantage(_data(batch, with_metadata=True), adv_estimator="fair_grpo", config=ALGORITHM)
+    verls_own = inspect.unwrap(ray_trainer.compute_advantage)  # without the plugin's RayPPOTrainer wrap
+    verls_own(_data(batch, with_metadata=True), adv_estimator="fair_grpo", config=ALGORITHM)
     assert context.last_report().unk_prompts == len(PROMPTS)  # label-free: verl 0.9.1 drops the fields
 
 

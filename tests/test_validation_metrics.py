@@ -63,7 +63,7 @@ def test_hook_through_verls_val_metrics_update(hook):
     assert metrics["val-aux/cxr/acc_grp_sex_F/mean@1"] == pytest.approx(0.5)  # verl's own per-group number
     assert np.isfinite(metrics["val-core/cxr/acc/mean@1"])
     validation.disable()
-    assert PPOTrainer._val_metrics_update is hook.original  # undone: the rest of the session sees verl's own
+    assert PPOTrainer._val_metrics_update is hook[0].original  # undone: the rest of the session sees verl's own
 
 
 def test_the_shipped_config_asks_every_worker_for_the_hook():

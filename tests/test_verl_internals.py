@@ -91,3 +91,86 @@ def test_a_wrap_waits_for_its_module_to_be_imported():
     assert result.returncode == 0, result.stderr[-3000:]
     assert "imported before: False False" in result.stdout
     assert "applied on import: True x" in result.stdout and "undone: True" in result.stdout
+
+
+WRAPPED = [i for i in patches.VERL_INTERNALS if i.callers]
+
+
+@pytest.mark.parametrize("internal", WRAPPED, ids=lambda i: f"{i.module}.{i.name}")
+def test_each_wrapped_name_is_listed_where_verl_defines_it_and_reaches_every_caller(internal):
+    assert not internal.problems()
+
+
+def test_every_wrap_the_package_makes_targets_a_name_with_its_callers():
+    from verl_fair.cpu import plugin as cpu_plugin
+    from verl_fair.integration import legacy, validation
+
+    wrapped = {(m, n) for m, n, _ in legacy._WRAPS} | set(validation._TARGETS)
+    wrapped.add(("verl.utils.distributed", cpu_plugin._INITIALISER))
+    assert wrapped == {(i.module, i.name) for i in WRAPPED}
+
+
+MOVED = {
+    # verl moved f to fake_new; fake_old still re-exports it, the caller imports it from the new home
+    "fake_new": "def f():\n    return 'f'\n",
+    "fake_old": "from fake_new import f\n",
+    "fake_caller": "from fake_new import f\n\ndef run():\n    return f()\n\ndef other():\n    return None\n",
+}
+
+
+@pytest.fixture
+def moved_layout(monkeypatch):
+    import types
+
+    for name, source in MOVED.items():
+        module = types.ModuleType(name)
+        monkeypatch.setitem(sys.modules, name, module)
+        exec(compile(source, name, "exec"), module.__dict__)
+
+
+def test_a_moved_definition_or_a_lost_caller_is_a_problem(moved_layout):
+    moved = patches.VerlInternal("fake_old", "f", "test", ("fake_caller:run",))
+    assert moved.problems() == ["fake_old.f is defined in fake_new as f: list and wrap it there"]
+    assert not patches.VerlInternal("fake_new", "f", "test", ("fake_caller:run",)).problems()
+    lost = patches.VerlInternal("fake_new", "f", "test", ("fake_caller:other",))
+    assert lost.problems() == ["fake_caller:other no longer calls f"]
+
+
+def test_the_compute_advantage_wrap_reaches_ray_ppo_trainer_and_v1():
+    """Both of verl's callers run the wrapper: RayPPOTrainer.fit through its module global, v1 through
+    compute_advantage_for_multi_trajectories, which imported the name at its own import."""
+    import numpy as np
+    from helpers import Prompt, make_batch
+    from omegaconf import OmegaConf
+    from verl import DataProto
+    from verl.trainer.ppo import ray_trainer
+    from verl.trainer.ppo.v1 import utils as v1_utils
+
+    calls = []
+
+    def make(function):
+        def recording(data, adv_estimator, *args, **kwargs):
+            calls.append(adv_estimator)
+            return function(data, adv_estimator, *args, **kwargs)
+
+        return recording
+
+    batch = make_batch([Prompt([1, 0, 1, 1], "A", "M,A3"), Prompt([0, 0, 1, 0], "A", "F,A4")])
+
+    def data():
+        tensors = {"token_level_rewards": batch.token_level_rewards, "response_mask": batch.response_mask}
+        return DataProto.from_dict(tensors=tensors, non_tensors={"uid": np.array(batch.non_tensor_batch["uid"])})
+
+    config = OmegaConf.create({"norm_adv_by_std_in_grpo": True, "fair_grpo": {"labels": "auto"}})
+    patches.wrap("verl.trainer.ppo.ray_trainer", "compute_advantage", make)
+    try:
+        ray_trainer.RayPPOTrainer.fit.__globals__["compute_advantage"](data(), "fair_grpo", config=config)
+        v1_utils.compute_advantage_for_multi_trajectories(
+            data(), batch_keys=[], adv_estimator="fair_grpo", num_repeat=4, config=config
+        )
+    finally:
+        patches.unwrap("verl.trainer.ppo.ray_trainer", "compute_advantage", make)
+    assert calls == ["fair_grpo", "fair_grpo"]
+    assert not hasattr(v1_utils.compute_advantage, "__verl_fair_patch__") or (
+        v1_utils.compute_advantage.__verl_fair_patch__.make_wrapper is not make
+    )

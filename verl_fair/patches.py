@@ -1,13 +1,17 @@
 """Every verl internal verl-fair relies on, and the one way it changes verl's behaviour: reversible wraps.
 
-verl 0.9.1 offers plugins no hook for three things verl-fair needs: handing ``non_tensor_batch`` to an
-estimator on the legacy trainer, adding metrics to validation, and running on a host without an
-accelerator. For those, :func:`wrap` replaces one attribute of a verl module with a wrapper; the
+verl 0.9.1 offers plugins no hook for four things verl-fair needs: FairGRPO's labels, metrics and
+checkpointed state on ``RayPPOTrainer``, fairness gaps in validation metrics, and running on a host
+without an accelerator. For those, :func:`wrap` replaces one attribute of a verl module with a wrapper; the
 returned :class:`Patch` undoes it. A wrap of a module that is not imported yet is applied the moment
 verl imports it, so a plugin never imports heavy trainer modules into processes that do not use them.
 
 :data:`VERL_INTERNALS` lists every verl name the package imports or patches, with where verl-fair uses
 it; ``tests/test_verl_internals.py`` checks that each still exists, so a verl upgrade fails there first.
+A wrapped name is listed under the module that defines it, with the verl functions that call it
+(``callers``): :func:`wrap` also replaces the name in every caller's module that imported it by name, and
+:meth:`VerlInternal.problems` says when verl moved the definition or a caller stopped calling it, so a
+moved name fails a test instead of silently bypassing the wrap.
 The changes upstream verl would need to retire the patches are in ``docs/upstream.md``.
 """
 
@@ -17,6 +21,7 @@ import functools
 import importlib
 import importlib.abc
 import importlib.util
+import inspect
 import sys
 import threading
 from collections.abc import Callable
@@ -31,23 +36,93 @@ class VerlInternal:
     module: str
     name: str
     used_by: str
+    callers: tuple[str, ...] = ()  # "module:qualname" of each verl function that calls a wrapped name
 
     def resolve(self) -> Any:
         """Import the module and return the attribute (raises ImportError or AttributeError when gone)."""
-        value: Any = importlib.import_module(self.module)
-        for part in self.name.split("."):
-            value = getattr(value, part)
-        return value
+        return _resolve(self.module, self.name)
+
+    def binding_modules(self) -> tuple[str, ...]:
+        """The modules whose ``name`` a wrap replaces: the defining one, then each caller's."""
+        modules = [self.module]
+        if "." not in self.name:  # a method is reached through its class; a function through each caller's globals
+            modules += [c.partition(":")[0] for c in self.callers if c.partition(":")[0] not in modules]
+        return tuple(modules)
+
+    def problems(self) -> list[str]:
+        """Why a wrap of this name would miss a caller: the name is defined elsewhere, or a caller no longer
+        calls it, or calls another object of that name (verl moved it). Empty when every caller is reached."""
+        target = inspect.unwrap(self.resolve())
+        found = []
+        defined = (getattr(target, "__module__", None), getattr(target, "__qualname__", self.name))
+        if defined != (self.module, self.name):
+            found.append(
+                f"{self.module}.{self.name} is defined in {defined[0]} as {defined[1]}: list and wrap it there"
+            )
+        owner = self.name.split(".")[0]
+        constructor = self.name.endswith(".__init__")  # called as the class
+        called = owner if constructor else self.name.rpartition(".")[2]
+        expected = _resolve(self.module, owner) if constructor else target
+        for caller in self.callers:
+            module, _, qualname = caller.partition(":")
+            function = inspect.unwrap(_resolve(module, qualname))
+            if called not in function.__code__.co_names:
+                found.append(f"{caller} no longer calls {called}")
+            elif ("." not in self.name or constructor) and inspect.unwrap(
+                function.__globals__.get(called)
+            ) is not expected:
+                found.append(f"{caller} calls another {called} than {self.module}'s")
+        return found
 
 
 VERL_INTERNALS: tuple[VerlInternal, ...] = (
     # the fairness plugin and its verl glue (verl_fair.plugin, verl_fair.integration)
     VerlInternal("verl.trainer.ppo.core_algos", "register_adv_est", "plugin: registers fair_grpo"),
     VerlInternal("verl.trainer.ppo.core_algos", "ADV_ESTIMATOR_REGISTRY", "plugin, doctor: registration checks"),
-    VerlInternal("verl.trainer.ppo.ray_trainer", "compute_advantage", "integration.legacy: wrapped (legacy trainer)"),
-    VerlInternal("verl.trainer.ppo.ray_trainer", "compute_response_mask", "integration.legacy: mask when absent"),
     VerlInternal(
-        "verl.trainer.ppo.v1.trainer_base", "PPOTrainer._val_metrics_update", "integration.validation: wrapped"
+        "verl.trainer.ppo.ray_trainer",
+        "compute_advantage",
+        "integration.legacy: wrapped (labels and metrics on RayPPOTrainer)",
+        (
+            "verl.trainer.ppo.ray_trainer:RayPPOTrainer.fit",
+            "verl.trainer.ppo.v1.utils:compute_advantage_for_multi_trajectories",
+        ),
+    ),
+    VerlInternal(
+        "verl.trainer.ppo.metric_utils",
+        "compute_data_metrics",
+        "integration.legacy: wrapped (adds fair/* metrics on RayPPOTrainer)",
+        (
+            "verl.trainer.ppo.ray_trainer:RayPPOTrainer.fit",
+            "verl.trainer.ppo.v1.trainer_base:PPOTrainer._compute_metrics",
+        ),
+    ),
+    VerlInternal(
+        "verl.trainer.ppo.ray_trainer",
+        "RayPPOTrainer.__init__",
+        "integration.legacy: wrapped (start-up checks, state restored)",
+        ("verl.trainer.main_ppo_v0:TaskRunner.run",),
+    ),
+    VerlInternal(
+        "verl.trainer.ppo.ray_trainer",
+        "RayPPOTrainer._save_checkpoint",
+        "integration.legacy: wrapped (state saved)",
+        ("verl.trainer.ppo.ray_trainer:RayPPOTrainer.fit",),
+    ),
+    VerlInternal(
+        "verl.trainer.ppo.ray_trainer",
+        "RayPPOTrainer._val_metrics_update",
+        "integration.validation: wrapped (RayPPOTrainer)",
+        (
+            "verl.trainer.ppo.ray_trainer:RayPPOTrainer._validate",
+            "verl.trainer.ppo.ray_trainer:RayPPOTrainer._merge_validation_results",
+        ),
+    ),
+    VerlInternal(
+        "verl.trainer.ppo.v1.trainer_base",
+        "PPOTrainer._val_metrics_update",
+        "integration.validation: wrapped (v1)",
+        ("verl.trainer.ppo.v1.trainer_base:PPOTrainer._validate",),
     ),
     VerlInternal("verl.trainer.ppo.v1.trainer_base", "PPOTrainer._compute_advantage", "integration: v1 advantage step"),
     VerlInternal("verl.trainer.ppo.v1.replay_buffer", "ReplayBuffer", "integration.sampler: subclassed (sync)"),
@@ -60,8 +135,12 @@ VERL_INTERNALS: tuple[VerlInternal, ...] = (
     # the CPU backend (verl_fair.cpu)
     VerlInternal("verl.plugin.platform", "PlatformBase", "cpu.platform: subclassed"),
     VerlInternal("verl.plugin.platform", "PlatformRegistry", "cpu.plugin: registers the cpu platform"),
-    VerlInternal("verl.utils.distributed", "initialize_global_process_group_ray", "cpu.plugin: wrapped (gloo)"),
-    VerlInternal("verl.workers.engine_workers", "initialize_global_process_group_ray", "cpu.plugin: wrapped (gloo)"),
+    VerlInternal(
+        "verl.utils.distributed",
+        "initialize_global_process_group_ray",
+        "cpu.plugin: wrapped (gloo)",
+        ("verl.workers.engine_workers:TrainingWorker.__init__",),
+    ),
     VerlInternal("verl.workers.engine.base", "EngineRegistry", "cpu: VERL_ENGINE_DEVICE/VENDOR override"),
     VerlInternal("verl.workers.rollout.base", "_ROLLOUT_REGISTRY", "cpu.plugin: registers the rollout adapter"),
     VerlInternal("verl.workers.rollout.base", "BaseRollout", "cpu.rollout: subclassed"),
@@ -81,18 +160,26 @@ VERL_INTERNALS: tuple[VerlInternal, ...] = (
     VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset.process_vision_info", "cpu.vision: overridden"),
     VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset._extract_audio_info", "cpu.vision: audio kept"),
 )
-_TABLE = {(entry.module, entry.name) for entry in VERL_INTERNALS}
+_TABLE = {(entry.module, entry.name): entry for entry in VERL_INTERNALS}
+
+
+def _resolve(module: str, dotted: str) -> Any:
+    value: Any = importlib.import_module(module)
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 class Patch:
     """One wrapped verl attribute; :meth:`undo` puts verl's own object back."""
 
-    def __init__(self, module: str, name: str, make_wrapper: Callable[[Any], Any]) -> None:
-        if (module, name) not in _TABLE:
+    def __init__(self, module: str, name: str, make_wrapper: Callable[[Any], Any], listed: bool = True) -> None:
+        if listed and (module, name) not in _TABLE:
             raise ValueError(f"{module}.{name} is not in verl_fair.patches.VERL_INTERNALS; list it there first")
         self.module, self.name, self.make_wrapper = module, name, make_wrapper
         self.original: Any = None
         self.applied = False
+        self.bindings: list[Patch] = []  # the same wrap in each caller's module that imported the name
 
     def apply(self, module: Any) -> None:
         """Wrap the attribute of the imported ``module`` (a no-op when this patch's wrapper is already there).
@@ -115,6 +202,8 @@ class Patch:
 
     def undo(self) -> None:
         """Restore verl's attribute (also stops a wrap still waiting for its module's import)."""
+        for binding in self.bindings:
+            binding.undo()
         _pending.discard(self)
         if not self.applied:
             return
@@ -127,9 +216,10 @@ class Patch:
 def wrap(module: str, name: str, make_wrapper: Callable[[Any], Any]) -> Patch:
     """Replace ``module.name`` (``name`` may be ``Class.method``) by ``make_wrapper(original)``.
 
-    Applied at once when ``module`` is imported, else as soon as it is. Idempotent: wrapping with the
-    same ``make_wrapper`` again returns the patch already in place. The wrapper keeps the original's
-    name and docstring (``functools.wraps`` is applied for it).
+    ``module`` is the module that defines the name; the same wrap goes into each module of the name's
+    ``callers`` in :data:`VERL_INTERNALS`, which imported it by name. Each module is wrapped at once when
+    imported, else as soon as it is. Idempotent: wrapping with the same ``make_wrapper`` again returns the
+    patch already in place. The wrapper keeps the original's name and docstring (``functools.wraps``).
     """
     with _lock:
         key = (module, name, make_wrapper)
@@ -138,11 +228,14 @@ def wrap(module: str, name: str, make_wrapper: Callable[[Any], Any]) -> Patch:
             return existing
 
         patch = _active[key] = Patch(module, name, make_wrapper)
-        if module in sys.modules:
-            patch.apply(sys.modules[module])
-        else:
-            _pending.add(patch)
-            _install_finder()
+        callers = _TABLE[(module, name)].binding_modules()[1:]
+        patch.bindings = [Patch(caller, name, make_wrapper, listed=False) for caller in callers]
+        for each in (patch, *patch.bindings):
+            if each.module in sys.modules:
+                each.apply(sys.modules[each.module])
+            else:
+                _pending.add(each)
+                _install_finder()
         return patch
 
 

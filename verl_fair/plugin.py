@@ -6,16 +6,15 @@ registers idempotently, and logs its own failures at WARNING before re-raising. 
 with ``VERL_USE_EXTERNAL_MODULES=verl_fair.plugin``, which lets errors propagate, or called directly:
 ``verl_fair.plugin.register()``.
 
-What a run asks for is read from its environment, which Ray hands to every worker
-(``ray_kwargs.ray_init.runtime_env.env_vars``):
+On ``RayPPOTrainer`` (``trainer.use_v1=False``) FairGRPO needs its labels, metrics and checkpointed state
+handed over by wraps (:mod:`verl_fair.integration.legacy`); they are always installed, applied only once
+verl imports the modules they wrap, and act only for runs whose ``algorithm.adv_estimator`` is
+``fair_grpo``. Fairness gaps in validation metrics (:mod:`verl_fair.integration.validation`) are asked for
+by the run's environment, which Ray hands to every worker (``ray_kwargs.ray_init.runtime_env.env_vars``):
+``VERL_FAIR_VALIDATION_METRICS=1``, set by the shipped config.
 
-- ``VERL_FAIR_VALIDATION_METRICS=1`` (set by the shipped config): fairness gaps in verl's validation
-  metrics (:mod:`verl_fair.integration.validation`);
-- ``VERL_FAIR_LEGACY_ADAPTER=1``: ``non_tensor_batch`` for ``fair_grpo`` on the legacy trainer
-  (:mod:`verl_fair.integration.legacy`).
-
-Both wrap verl functions through :mod:`verl_fair.patches`, only once verl imports the module they
-wrap. The CPU backend is a plugin of its own (:mod:`verl_fair.cpu.plugin`).
+Every wrap goes through :mod:`verl_fair.patches`. The CPU backend is a plugin of its own
+(:mod:`verl_fair.cpu.plugin`).
 """
 
 from __future__ import annotations
@@ -50,14 +49,14 @@ def register() -> None:
 
 
 def install_requested() -> list[str]:
-    """Install the adapters the environment asks for; returns their names."""
+    """Install the RayPPOTrainer support and the adapters the environment asks for; returns their names."""
     from verl_fair.integration import legacy, validation
 
-    installed = []
-    for name, module in (("validation metrics", validation), ("legacy adapter", legacy)):
-        if module.requested():
-            module.enable()
-            installed.append(name)
+    legacy.enable()
+    installed = ["RayPPOTrainer support"]
+    if validation.requested():
+        validation.enable()
+        installed.append("validation metrics")
     return installed
 
 

@@ -39,9 +39,8 @@ def activate() -> None:
     for name, value in ENGINE_ENV.items():
         os.environ.setdefault(name, value)
     # verl builds "cpu:gloo,<device>:<backend>", which names the host twice; on the host it is plain gloo.
-    # engine_workers binds the initialiser by name at its import, so both places are wrapped.
-    for module in ("verl.utils.distributed", "verl.workers.engine_workers"):
-        patches.wrap(module, _INITIALISER, _gloo)
+    # the wrap also reaches engine_workers, which binds the initialiser by name (patches.VERL_INTERNALS)
+    patches.wrap("verl.utils.distributed", _INITIALISER, _gloo)
     _ROLLOUT_REGISTRY[(ROLLOUT_NAME, "async")] = "verl_fair.cpu.rollout.TransformersServerAdapter"
     RolloutReplicaRegistry.register(ROLLOUT_NAME, _load_replica)
 

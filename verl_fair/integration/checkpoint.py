@@ -1,8 +1,9 @@
 """Save the FairGRPO state with every verl checkpoint and restore it when verl resumes.
 
 verl's v1 trainer builds ``trainer.checkpoint_callback_class`` in its controller process, the process
-where the estimator runs, and calls ``on_save`` after each checkpoint. verl has no load hook, so the
-callback restores the state when it is built, following verl's own resume rules
+where the estimator runs, and calls ``on_save`` after each checkpoint; on ``RayPPOTrainer``, which has no
+callback, :mod:`verl_fair.integration.legacy` calls :func:`start` and :func:`save` from its wraps. verl has
+no load hook, so the state is restored when the trainer is built, following verl's own resume rules
 (``trainer.resume_mode`` auto / resume_path / disable); it also checks the run's FairGRPO settings
 (:mod:`verl_fair.integration.preflight`) before the trainer spends anything on them.
 
@@ -38,28 +39,39 @@ class FairStateCallback(CheckpointCallback):
         super().__init__(config)
         self.active = config is not None and config.algorithm.adv_estimator == "fair_grpo"
         if self.active:
-            plan = plan_run(config)
-            if plan.problems:
-                raise ValueError("verl-fair configuration problems:\n- " + "\n- ".join(plan.problems))
-            logger.warning("verl-fair:\n  %s", "\n  ".join(plan.facts))
-            restore(config)
+            start(config)
 
     def on_save(self, trainer, global_step: int, checkpoint_dir: str, async_save: bool = False, **kwargs) -> None:
-        state = context.get_state()
-        if not self.active or state is None:
-            return
-        try:
-            path = write_state(Path(checkpoint_dir) / STATE_FILE, state.state_dict())
-        except StateError as problem:  # training goes on; this checkpoint resumes only with fresh statistics
-            logger.error(
-                "verl-fair: FairGRPO state of step %d not saved: %s. Bound the statistics (history, "
-                "cluster.memory under variant=paper) or resume this checkpoint with %s=1",
-                global_step,
-                problem,
-                FRESH_STATE_ENV,
-            )
-            return
-        logger.info("verl-fair: FairGRPO state of step %d saved to %s", global_step, path)
+        if self.active:
+            save(checkpoint_dir, global_step)
+
+
+def start(config) -> None:
+    """At a FairGRPO trainer's start: stop on configuration problems, log what the run will do, restore the state."""
+    plan = plan_run(config)
+    if plan.problems:
+        raise ValueError("verl-fair configuration problems:\n- " + "\n- ".join(plan.problems))
+    logger.warning("verl-fair:\n  %s", "\n  ".join(plan.facts))
+    restore(config)
+
+
+def save(checkpoint_dir: str | os.PathLike, global_step: int) -> None:
+    """Write this process's FairGRPO state into the ``global_step_N`` folder of a checkpoint just saved."""
+    state = context.get_state()
+    if state is None:
+        return
+    try:
+        path = write_state(Path(checkpoint_dir) / STATE_FILE, state.state_dict())
+    except StateError as problem:  # training goes on; this checkpoint resumes only with fresh statistics
+        logger.error(
+            "verl-fair: FairGRPO state of step %d not saved: %s. Bound the statistics (history, "
+            "cluster.memory under variant=paper) or resume this checkpoint with %s=1",
+            global_step,
+            problem,
+            FRESH_STATE_ENV,
+        )
+        return
+    logger.info("verl-fair: FairGRPO state of step %d saved to %s", global_step, path)
 
 
 def resume_folder(config) -> Path | None:

@@ -2,10 +2,10 @@
 
 It has the shape of verl's own estimators: tensors in, ``(advantages, returns)`` out. Each prompt's data
 source and group come from ``non_tensor_batch`` (passed by trainers that hand it to estimators, as
-upstream PR #7473 proposes, and by the legacy-trainer adapter), from the uid table a metadata hook
-published (:mod:`verl_fair.integration.context`), or from nowhere: then every prompt is UNK in one
-domain and groups are found by clustering (label-free mode). The math is
-:class:`verl_fair.algorithm.core.FairGRPO`.
+upstream PR #7473 proposes), from the uid table a metadata hook published (the v1 sampler, or on
+``RayPPOTrainer`` :mod:`verl_fair.integration.legacy`; :mod:`verl_fair.integration.context`), or from
+nowhere: then every prompt is UNK in one domain and groups are found by clustering (label-free mode). The
+math is :class:`verl_fair.algorithm.core.FairGRPO`.
 """
 
 from __future__ import annotations

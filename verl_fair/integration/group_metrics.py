@@ -1,12 +1,13 @@
 """Per-group training metrics, named for verl's logger.
 
-Two families, both logged every step through the sampler's metrics dict:
+Two families, logged every step by both trainers (the v1 sampler's metrics dict; on RayPPOTrainer,
+:mod:`verl_fair.integration.legacy` adds them to verl's data metrics):
 
-- ``fair/train/<domain>/<group>/{prompts,reward_mean,zero_variance_rate}`` and ``fair/train/unk_share``:
-  this step's batch, computed by the sampler from TransferQueue;
+- ``fair/train/<domain>/<group>/{prompts,reward_mean,zero_variance_rate}``, ``fair/train/unk_share`` and
+  ``fair/train/unk_reason/<attribute>/<reason>``: this step's batch;
 - ``fair/estimator/<domain>/<group>/{weight,adv_share}``, ``fair/estimator/guard/*`` and, with
-  ``variant: official_nd``, ``fair/estimator/latent/<domain>/{ari,nmi}``: the estimator's previous step
-  (the estimator has no metrics channel, so these lag by one step).
+  ``variant: official_nd``, ``fair/estimator/latent/<domain>/{ari,nmi}``: the estimator's report. On v1 it
+  is the previous step's (the sampler runs before the estimator); on RayPPOTrainer, this step's.
 
 verl's ``MetricsAggregator`` reduces names containing ``max``/``min``/``sum``/``total`` with max, min
 or sum; :func:`metric_name` keeps domain and group names from triggering that.
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verl_fair.algorithm.core import StepReport
-from verl_fair.groups.labels import UNK
+from verl_fair.config import FairGRPOConfig
+from verl_fair.groups.labels import UNK, GroupLabeler, label_prompts
 
 _AGGREGATION_WORDS = re.compile(r"(max|min|sum|total)", re.IGNORECASE)
 
@@ -72,3 +74,44 @@ def estimator_metrics(report: StepReport) -> dict[str, float]:
     for (domain, measure), value in report.domain_alignment.items():
         metrics[metric_name("estimator", "latent", domain, measure)] = value
     return metrics
+
+
+def batch_metrics(records: list[PromptRecord], labeler: GroupLabeler, report: StepReport | None) -> dict[str, float]:
+    """:func:`training_metrics` plus the share of this batch's prompts left UNK, per attribute and reason."""
+    metrics = training_metrics(records, report)
+    for (attribute, reason), count in sorted(labeler.unknown_.items()):
+        metrics[metric_name("train", "unk_reason", attribute, reason)] = count / len(records)
+    return metrics
+
+
+def prompt_records(data, cfg: FairGRPOConfig, labeler: GroupLabeler) -> list[PromptRecord]:
+    """One record per prompt: domain, group, gold label and rollout rewards.
+
+    ``data`` maps field names to per-row columns (a TransferQueue batch, or a trainer batch's
+    ``non_tensor_batch`` with ``rm_scores``): ``uid``, the data source, ``extra_info``, ``reward_model``.
+    """
+    uids = [str(u) for u in _column(data, "uid")]
+    first: dict[str, int] = {}
+    for row, uid in enumerate(uids):
+        first.setdefault(uid, row)
+    rows = list(first.values())
+    sources, infos, models = (_column(data, name) for name in (cfg.data_source_key, "extra_info", "reward_model"))
+    if sources is None and infos is None and models is None:
+        sources = [None] * len(uids)
+    metadata = label_prompts(
+        *(None if column is None else [column[r] for r in rows] for column in (sources, infos)),
+        labeler,
+        None if models is None else [models[r] for r in rows],
+    )
+    records = {uids[r]: PromptRecord(uids[r], *meta) for r, meta in zip(rows, metadata, strict=True)}
+    if "rm_scores" in data.keys():
+        for uid, scores in zip(uids, data["rm_scores"].unbind(0), strict=True):
+            records[uid].rewards.append(float(scores.sum()))
+    return list(records.values())
+
+
+def _column(data, name: str):
+    """A field as a Python list, or None when the rows do not carry it."""
+    if name not in data.keys():
+        return None
+    return list(data[name])

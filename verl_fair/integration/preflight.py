@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from verl_fair.algorithm.state import STATE_FILE
 from verl_fair.config import FairGRPOConfig, FairGRPOConfigError
-from verl_fair.integration import legacy
 
 SAMPLER_PATH = "pkg://verl_fair.integration.sampler"
 SAMPLER_NAMES = ("FairReplayBuffer", "FairReplayBufferAsync")
@@ -59,17 +58,12 @@ def plan_run(config) -> RunPlan:
     _check_reward(config, fair, plan)
     if config.trainer.get("use_v1", True):
         _plan_v1(config, fair, plan)
-    elif legacy.requested():
-        plan.facts.append(
-            "legacy trainer: labelled; the legacy adapter hands non_tensor_batch to fair_grpo. "
-            "FairGRPO statistics are not checkpointed on this trainer."
-        )
-    elif fair.labels == "none":
-        plan.facts.append("legacy trainer: labels ignored (labels=none); groups are latent clusters.")
     else:
-        plan.problems.append(
-            "trainer.use_v1=False without the legacy adapter: fair_grpo would see no data source or demographics "
-            f"and run label-free. Set {legacy.ENV}=1 in the run's environment (or use the v1 trainer)."
+        folder = os.path.join(str(config.trainer.default_local_dir), "global_step_<N>", STATE_FILE)
+        plan.facts.append(
+            "RayPPOTrainer (trainer.use_v1=False): labelled from the batch's data_source and extra_info; logs "
+            f"fair/train/* and fair/estimator/* every step; FairGRPO state is saved with every checkpoint to {folder} "
+            "and restored on resume."
         )
     return plan
 

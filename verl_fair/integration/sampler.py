@@ -23,9 +23,9 @@ import transfer_queue as tq
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
 
 from verl_fair.config import FairGRPOConfig
-from verl_fair.groups.labels import GroupLabeler, label_prompts
+from verl_fair.groups.labels import GroupLabeler
 from verl_fair.integration import context
-from verl_fair.integration.group_metrics import PromptRecord, metric_name, training_metrics
+from verl_fair.integration.group_metrics import batch_metrics, prompt_records
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,7 @@ class FairMetadataMixin:
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         records = prompt_records(data, cfg, self.labeler)
         context.publish({r.uid: (r.domain, r.group, r.label) for r in records})
-        metrics = training_metrics(records, context.last_report())
-        for (attribute, reason), count in sorted(self.labeler.unknown_.items()):
-            metrics[metric_name("train", "unk_reason", attribute, reason)] = count / len(records)
-        return metrics
+        return batch_metrics(records, self.labeler, context.last_report())
 
 
 class FairReplayBuffer(FairMetadataMixin, ReplayBuffer):
@@ -77,32 +74,3 @@ class FairReplayBuffer(FairMetadataMixin, ReplayBuffer):
 
 class FairReplayBufferAsync(FairReplayBuffer, ReplayBufferAsync):
     """verl's async replay buffer plus FairGRPO metadata (the async trainer modes)."""
-
-
-def prompt_records(data, cfg: FairGRPOConfig, labeler: GroupLabeler) -> list[PromptRecord]:
-    """One record per prompt from a TransferQueue batch: domain, group, gold label and rollout rewards."""
-    uids = [str(u) for u in _column(data, "uid")]
-    first: dict[str, int] = {}
-    for row, uid in enumerate(uids):
-        first.setdefault(uid, row)
-    rows = list(first.values())
-    sources, infos, models = (_column(data, name) for name in (cfg.data_source_key, "extra_info", "reward_model"))
-    if sources is None and infos is None and models is None:
-        sources = [None] * len(uids)
-    metadata = label_prompts(
-        *(None if column is None else [column[r] for r in rows] for column in (sources, infos)),
-        labeler,
-        None if models is None else [models[r] for r in rows],
-    )
-    records = {uids[r]: PromptRecord(uids[r], *meta) for r, meta in zip(rows, metadata, strict=True)}
-    if "rm_scores" in data.keys():
-        for uid, scores in zip(uids, data["rm_scores"].unbind(0), strict=True):
-            records[uid].rewards.append(float(scores.sum()))
-    return list(records.values())
-
-
-def _column(data, name: str):
-    """A TransferQueue field as a Python list, or None when the trajectories do not carry it."""
-    if name not in data.keys():
-        return None
-    return list(data[name])

@@ -8,9 +8,9 @@ accuracy through verl's own metric code. This hook adds what that code cannot co
     val-fair/all/<attribute>/acc_gap, .../acc_worst_group the same over all data sources
 
 Groups are read from the reward's ``group_<attribute>`` keys (UNK samples are left out). The plugin
-installs it on the v1 trainer when the run's environment has ``VERL_FAIR_VALIDATION_METRICS=1``, whatever
-the advantage estimator, so baselines get the same numbers; the shipped config sets it for the Ray
-workers (``ray_kwargs.ray_init.runtime_env.env_vars``).
+installs it on both trainers (v1 and ``RayPPOTrainer``) when the run's environment has
+``VERL_FAIR_VALIDATION_METRICS=1``, whatever the advantage estimator, so baselines get the same
+numbers; the shipped config sets it for the Ray workers (``ray_kwargs.ray_init.runtime_env.env_vars``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from verl_fair import patches
 from verl_fair.groups.labels import UNK
 
 ENV = "VERL_FAIR_VALIDATION_METRICS"
-_MODULE, _NAME = "verl.trainer.ppo.v1.trainer_base", "PPOTrainer._val_metrics_update"
+_TARGETS = (
+    ("verl.trainer.ppo.v1.trainer_base", "PPOTrainer._val_metrics_update"),
+    ("verl.trainer.ppo.ray_trainer", "RayPPOTrainer._val_metrics_update"),
+)
 
 
 def gap_metrics(data_sources: Sequence[str], infos: dict[str, Sequence[Any]]) -> dict[str, float]:
@@ -66,10 +69,11 @@ def requested() -> bool:
     return os.environ.get(ENV, "").lower() in ("1", "true", "yes")
 
 
-def enable() -> patches.Patch:
-    """Wrap ``PPOTrainer._val_metrics_update`` of verl's v1 trainer (idempotent)."""
-    return patches.wrap(_MODULE, _NAME, _with_gaps)
+def enable() -> list[patches.Patch]:
+    """Wrap ``_val_metrics_update`` of both verl trainers (idempotent)."""
+    return [patches.wrap(module, name, _with_gaps) for module, name in _TARGETS]
 
 
 def disable() -> None:
-    patches.unwrap(_MODULE, _NAME, _with_gaps)
+    for module, name in _TARGETS:
+        patches.unwrap(module, name, _with_gaps)
