@@ -174,3 +174,21 @@ def test_the_compute_advantage_wrap_reaches_ray_ppo_trainer_and_v1():
     assert not hasattr(v1_utils.compute_advantage, "__verl_fair_patch__") or (
         v1_utils.compute_advantage.__verl_fair_patch__.make_wrapper is not make
     )
+
+
+def test_wrap_problems_lists_each_moved_name(moved_layout):
+    moved = patches.VerlInternal("fake_old", "f", "test", ("fake_caller:run",))
+    unwrapped = patches.VerlInternal("fake_old", "f", "test")  # imported, not wrapped: not checked
+    gone = patches.VerlInternal("fake_old", "g", "test", ("fake_caller:run",))
+    assert patches.wrap_problems((moved, unwrapped, gone)) == [
+        *moved.problems(),
+        "fake_old.g or a caller is gone: module 'fake_old' has no attribute 'g'",
+    ]
+
+
+def test_doctor_checks_that_every_wrap_reaches_verls_callers():
+    result = subprocess.run(
+        [sys.executable, "-m", "verl_fair.cli", "doctor"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[ok] verl-fair's wraps reach every caller in this verl (both trainers)" in result.stdout

@@ -170,6 +170,17 @@ def _resolve(module: str, dotted: str) -> Any:
     return value
 
 
+def wrap_problems(internals: tuple[VerlInternal, ...] = VERL_INTERNALS) -> list[str]:
+    """Every wrapped name's :meth:`VerlInternal.problems` (``verl-fair doctor`` reports them)."""
+    found = []
+    for internal in (i for i in internals if i.callers):
+        try:
+            found += internal.problems()
+        except (ImportError, AttributeError) as gone:  # a module or a name verl no longer has
+            found.append(f"{internal.module}.{internal.name} or a caller is gone: {gone}")
+    return found
+
+
 class Patch:
     """One wrapped verl attribute; :meth:`undo` puts verl's own object back."""
 

@@ -26,8 +26,9 @@ for name in ("ray", "transfer_queue", "verl_fair.integration.sampler", "verl_fai
         imports[name] = None
     except Exception as error:
         imports[name] = repr(error)
+from verl_fair.patches import wrap_problems
 print(json.dumps({"verl": verl.__version__, "registered": fn is not None,
-                  "module": getattr(fn, "__module__", None), "imports": imports}))
+                  "module": getattr(fn, "__module__", None), "imports": imports, "wraps": wrap_problems()}))
 """
 
 
@@ -67,6 +68,14 @@ def check(config_path: str | None, config_name: str, overrides: list[str], clust
     for name, error in found["imports"].items():
         ok &= error is None
         print(f"[ok] import {name}" if error is None else f"[FAIL] import {name}: {error}")
+    if found["wraps"]:
+        ok = False
+        print(
+            "[FAIL] this verl moved names verl-fair wraps, so FairGRPO would miss a trainer step; use the verl "
+            f"versions >={low},<{high}:\n  " + "\n  ".join(found["wraps"])
+        )
+    else:
+        print("[ok] verl-fair's wraps reach every caller in this verl (both trainers)")
     if not ok:
         return 1
     code = _plan(config_path, config_name, overrides)
