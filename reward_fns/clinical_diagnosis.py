@@ -181,17 +181,17 @@ def _think_before(text: str, position: int) -> bool:
 
 
 def _cached_settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`_settings` of ``kwargs``, parsed once per distinct set of values."""
+    """:func:`parse_settings` of ``kwargs``, parsed once per distinct set of values."""
     own = {key: value for key, value in kwargs.items() if key not in VERL_KWARGS}
     try:
         key = _frozen(own)
         found = _parsed.get(key)
     except TypeError:  # a value without a hashable form: parse it every time
-        return _settings(own)
+        return parse_settings(own)
     if found is None:
         if len(_parsed) >= CACHE_SIZE:
             _parsed.clear()
-        found = _parsed[key] = _settings(own)
+        found = _parsed[key] = parse_settings(own)
     return found
 
 
@@ -205,11 +205,13 @@ def _frozen(value: Any) -> Hashable:
     return type(value).__name__, value
 
 
-def _settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def parse_settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Validated ``reward_kwargs``; a bad setting is a configuration error and raises."""
     unknown = set(kwargs) - SETTINGS - VERL_KWARGS
     if unknown:
-        raise ValueError(f"clinical_diagnosis got unknown reward_kwargs {sorted(unknown)}; allowed: {sorted(SETTINGS)}")
+        raise ValueError(
+            f"reward_kwargs has unknown settings {sorted(unknown)} for clinical_diagnosis; allowed: {sorted(SETTINGS)}"
+        )
     weight = kwargs.get("format_weight", 0.0)
     if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0.0 <= weight <= 1.0:
         raise ValueError(f"reward_kwargs.format_weight={weight!r} is not valid: expected a number in [0, 1]")

@@ -1,7 +1,10 @@
 """The shipped Hydra config through verl's real CLI (``--cfg job``), and the doctor's verdicts."""
 
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -103,3 +106,92 @@ def test_doctor_fails_on_configuration_mistakes(args, expected):
     result = _doctor(*args)
     assert result.returncode == 1
     assert expected in result.stdout
+
+
+def _plan(capsys, *overrides):
+    """The doctor's verdict on a run of the shipped config (after its installation checks)."""
+    from verl_fair.cli import doctor
+
+    code = doctor._plan(None, "fair_grpo_trainer", list(overrides))
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "algorithm.fair_grpo.weighting=${oc.env:NOPE}",
+            "the override 'algorithm.fair_grpo.weighting=${oc.env:NOPE}': ${oc.env:NOPE} cannot be resolved "
+            "(Environment variable 'NOPE' not found)",
+        ),
+        (
+            "algorithm.fair_grpo.weighting=${nosuch.key}",
+            "the override 'algorithm.fair_grpo.weighting=${nosuch.key}': ${nosuch.key} cannot be resolved "
+            "(Interpolation key 'nosuch.key' not found)",
+        ),
+    ],
+)
+def test_doctor_names_an_interpolation_it_cannot_resolve(capsys, override, expected):
+    code, out = _plan(capsys, override)
+    assert code == 1
+    assert f"[FAIL] {expected}" in out and "or give algorithm.fair_grpo.weighting a value itself" in out
+
+
+def test_doctor_command_prints_no_traceback_for_an_unresolvable_override():
+    result = _doctor("algorithm.fair_grpo.weighting=${oc.env:NOPE}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "${oc.env:NOPE} cannot be resolved" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ("++reward.custom_reward_function.reward_kwargs.format_weight=5",),
+            "reward.custom_reward_function.reward_kwargs.format_weight=5 is not valid: expected a number in [0, 1]",
+        ),
+        (
+            ("++reward.custom_reward_function.reward_kwargs.synonyms={b: ''}",),
+            "reward.custom_reward_function.reward_kwargs.synonyms has 'b': '', whose name is an empty label",
+        ),
+        (
+            ("custom_reward_function.path=my_reward.py", "custom_reward_function.name=score"),
+            "custom_reward_function.path='my_reward.py' and custom_reward_function.name='score' are ignored: verl "
+            "0.9.1 reads reward.custom_reward_function. Set reward.custom_reward_function.path=my_reward.py and "
+            "reward.custom_reward_function.name=score instead",
+        ),
+        (("algorithm.fair_grpo.reward_floor=1e9",), "algorithm.fair_grpo.reward_floor=1000000000.0 is not valid"),
+    ],
+)
+def test_doctor_checks_the_reward_settings_as_the_run_reads_them(capsys, overrides, expected):
+    code, out = _plan(capsys, *overrides)
+    assert code == 1
+    assert expected in out
+
+
+@pytest.mark.parametrize("answer", ["nothing", "http"], ids=["silent", "not-ray"])
+def test_doctor_cluster_gives_up_within_seconds_on_an_address_that_is_no_ray_head(answer):
+    """A port that accepts connections but is no Ray head: one line, no Ray log (ray.init retried or hung)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        if answer == "http":
+            reply = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+            threading.Thread(target=lambda: server.accept()[0].sendall(reply), daemon=True).start()
+        started = time.monotonic()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from verl_fair.cli import doctor; raise SystemExit(doctor.check_cluster({address!r}))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1 and result.stderr == ""
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"[FAIL] no Ray cluster reachable at {address!r}: {address} answers, but ")
+    assert line.endswith("start one (ray start --head) or give its address: --cluster <head-ip>:6379")

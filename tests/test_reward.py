@@ -130,7 +130,7 @@ def test_per_group_accuracy_keys_are_none_for_non_members():
 
 
 def test_settings_errors_name_the_setting():
-    with pytest.raises(ValueError, match="unknown reward_kwargs \\['fromat_weight'\\]"):
+    with pytest.raises(ValueError, match="reward_kwargs has unknown settings \\['fromat_weight'\\]"):
         compute_score("x", "y", "z", fromat_weight=0.1)
     with pytest.raises(ValueError, match="format_weight=2"):
         compute_score("x", "y", "z", format_weight=2)
@@ -292,8 +292,8 @@ def test_settings_are_parsed_once_per_distinct_values(monkeypatch):
     from verl_fair.reward_fns import clinical_diagnosis
 
     calls = []
-    original = clinical_diagnosis._settings
-    monkeypatch.setattr(clinical_diagnosis, "_settings", lambda kw: calls.append(kw) or original(kw))
+    original = clinical_diagnosis.parse_settings
+    monkeypatch.setattr(clinical_diagnosis, "parse_settings", lambda kw: calls.append(kw) or original(kw))
     monkeypatch.setattr(clinical_diagnosis, "_parsed", {})
     for _ in range(50):
         compute_score("x", "\\boxed{a}", "a", synonyms={"b": "a"}, age_bins=[40])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -30,6 +31,9 @@ from verl_fair.patches import wrap_problems
 print(json.dumps({"verl": verl.__version__, "registered": fn is not None,
                   "module": getattr(fn, "__module__", None), "imports": imports, "wraps": wrap_problems()}))
 """
+
+# Connects to the GCS at sys.argv[1] as ``ray.init`` does first, once.
+GCS_HANDSHAKE = "import sys; from ray._raylet import GcsClient; GcsClient(address=sys.argv[1])"
 
 
 def check(config_path: str | None, config_name: str, overrides: list[str], cluster: str | None = None) -> int:
@@ -163,7 +167,9 @@ def check_cluster(address: str, timeout: float = 120.0) -> int:
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
-    """ConnectionError at once when ``host:port`` does not answer (``ray.init`` would retry for minutes)."""
+    """ConnectionError within seconds when ``host:port`` does not answer, or answers but not as a Ray head (its
+    GCS): ``ray.init`` would retry for 20 s or hang, printing a raw warning a second. The handshake runs in a
+    child process, whose Ray logging stays out of the output."""
     import socket
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -173,9 +179,19 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as error:
         raise ConnectionError(f"{host}:{port} does not answer ({error})") from None
+    if address.startswith("ray://"):
+        return  # a Ray client server, which speaks no GCS
+    try:
+        handshake = subprocess.run(
+            [sys.executable, "-c", GCS_HANDSHAKE, f"{host}:{port}"], capture_output=True, text=True, timeout=2 * timeout
+        )  # the child's start and `import ray` take about a second of it
+    except subprocess.TimeoutExpired:
+        raise ConnectionError(f"{host}:{port} answers, but no Ray head replied within {2 * timeout:g} s") from None
+    if handshake.returncode != 0:
+        raise ConnectionError(f"{host}:{port} answers, but not as a Ray head ({_first_line(handshake.stderr)})")
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: Exception | str) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     named = [line for line in lines if "Error:" in line]
     return (named or lines or [repr(error)])[-1]
@@ -183,6 +199,8 @@ def _first_line(error: Exception) -> str:
 
 def _plan(config_path: str | None, config_name: str, overrides: list[str]) -> int:
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
 
     from verl_fair.integration.preflight import plan_run
 
@@ -194,6 +212,11 @@ def _plan(config_path: str | None, config_name: str, overrides: list[str]) -> in
     except Exception as error:  # Hydra's errors name the bad override
         print(f"[FAIL] composing {config_name} with {overrides}: {error}")
         return 1
+    try:
+        OmegaConf.to_container(config, resolve=True)  # main_ppo resolves the whole config first
+    except InterpolationResolutionError as error:
+        print(f"[FAIL] {_unresolved(config, config_name, overrides, error)}")
+        return 1
     plan = plan_run(config)
     print(f"\nA run of {config_name} {' '.join(overrides)}:")
     for fact in plan.facts:
@@ -201,6 +224,24 @@ def _plan(config_path: str | None, config_name: str, overrides: list[str]) -> in
     for problem in plan.problems:
         print(f"[FAIL] {problem}")
     return 1 if plan.problems else 0
+
+
+def _unresolved(config, config_name: str, overrides: list[str], error: Exception) -> str:
+    """Which override (or key of ``config_name``) holds an interpolation that cannot be resolved, and the fix."""
+    from omegaconf import OmegaConf
+
+    key = str(error.full_key)
+    given = next((o for o in overrides if o.lstrip("+~").partition("=")[0] == key), None)
+    raw = OmegaConf.to_container(config, resolve=False)
+    for part in re.findall(r"[^.\[\]]+", key):
+        raw = raw[int(part)] if isinstance(raw, list) else raw[part]
+    where = f"the override {given!r}" if given else f"{key} in {config_name}"
+    reason = str(error.msg).splitlines()[0].removeprefix("KeyError raised while resolving interpolation: ").strip('"')
+    env = "oc.env:" in str(raw)
+    fix = (
+        "set that environment variable, or give a default: ${oc.env:NAME,default}" if env else "name a key that exists"
+    )
+    return f"{where}: {raw} cannot be resolved ({reason}). Fix: {fix}; or give {key} a value itself."
 
 
 def _verl_config_dir() -> str:

@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass, field
 
 from verl_fair.algorithm.state import STATE_FILE
-from verl_fair.config import FairGRPOConfig, FairGRPOConfigError
+from verl_fair.config import FairGRPOConfig, FairGRPOConfigError, plain
+from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_AGE_BINS, parse_settings
 
 SAMPLER_PATH = "pkg://verl_fair.integration.sampler"
 SAMPLER_NAMES = ("FairReplayBuffer", "FairReplayBufferAsync")
@@ -137,13 +138,25 @@ def _registered_estimators() -> list[str]:
 
 
 def _check_reward(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
-    """The clinical reward's groups must be the estimator's: same age bins, attributes it groups by."""
+    """verl reads ``reward.custom_reward_function``, not the top-level one; the clinical reward's settings must be
+    valid and its groups the estimator's: same age bins, attributes it groups by."""
+    ignored = {k: v for k, v in (plain(config.get("custom_reward_function", None)) or {}).items() if v is not None}
+    if ignored:
+        plan.problems.append(
+            " and ".join(f"custom_reward_function.{k}={v!r}" for k, v in ignored.items())
+            + (" is" if len(ignored) == 1 else " are")
+            + " ignored: verl 0.9.1 reads reward.custom_reward_function. Set "
+            + " and ".join(f"reward.custom_reward_function.{k}={v}" for k, v in ignored.items())
+            + " instead"
+        )
     reward = (config.get("reward", None) or {}).get("custom_reward_function", None) or {}
     if "clinical_diagnosis" not in str(reward.get("path", "") or ""):
         return
-    from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_AGE_BINS
-
-    kwargs = reward.get("reward_kwargs", None) or {}
+    kwargs = plain(reward.get("reward_kwargs", None)) or {}
+    try:
+        parse_settings(kwargs)  # as the reward parses them at its first call
+    except ValueError as error:
+        plan.problems.append(f"reward.custom_reward_function.{error}")
     bins = kwargs.get("age_bins", None) or DEFAULT_AGE_BINS
     if tuple(float(b) for b in bins) != tuple(float(b) for b in fair.age_bins):
         plan.problems.append(
