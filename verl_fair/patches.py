@@ -159,7 +159,26 @@ VERL_INTERNALS: tuple[VerlInternal, ...] = (
     VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset._process_multi_modal_info", "cpu.vision: overridden"),
     VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset.process_vision_info", "cpu.vision: overridden"),
     VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset._extract_audio_info", "cpu.vision: audio kept"),
+    VerlInternal("verl.plugin.platform", "PlatformBase.rollout_env_vars", "cpu.platform: vLLM's KV-cache size"),
+    VerlInternal("verl.workers.config", "RolloutConfig.enable_sleep_mode", "cpu.vllm_rollout: off (no sleep on CPU)"),
 )
+# the names verl's vLLM rollout on the host relies on, which import only beside vLLM (make setup-vllm)
+VLLM_INTERNALS: tuple[VerlInternal, ...] = (
+    VerlInternal("verl.workers.rollout.vllm_rollout.utils", "vLLMColocateWorkerExtension", "cpu.vllm_worker: base"),
+    VerlInternal(
+        "verl.workers.rollout.vllm_rollout.utils",
+        "vLLMColocateWorkerExtension._update_weights",
+        "tests/vllm_receive_only.py: overridden (the weight-sync check's negative control)",
+    ),
+    VerlInternal(
+        "verl.workers.rollout.vllm_rollout.vllm_async_server",
+        "vLLMHttpServer._get_worker_extension_cls",
+        "cpu.vllm_rollout: replaced through engine_kwargs.vllm.worker_extension_cls",
+    ),
+    VerlInternal("vllm._custom_ops", "_supports_onednn", "cpu.vllm_worker: off, so weights stay reloadable"),
+    VerlInternal("vllm.envs", "VLLM_CPU_KVCACHE_SPACE", "cpu.vllm_rollout: the KV-cache size"),
+)
+VERL_INTERNALS += VLLM_INTERNALS
 _TABLE = {(entry.module, entry.name): entry for entry in VERL_INTERNALS}
 
 

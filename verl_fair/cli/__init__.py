@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from verl_fair.cli import discover, doctor, prepare, report
+from verl_fair.cpu import ROLLOUTS
 
 
 def config_dir(args: argparse.Namespace) -> int:
@@ -21,9 +22,18 @@ def config_dir(args: argparse.Namespace) -> int:
 
 def cpu_overrides(args: argparse.Namespace) -> int:
     """Print the Hydra overrides that run verl on the host (with VERL_PLATFORM=cpu), one per line."""
-    from verl_fair.cpu import HYDRA_OVERRIDES
+    from verl_fair import cpu
 
-    print("\n".join(HYDRA_OVERRIDES))
+    print("\n".join(cpu.overrides(args.rollout)))
+    if args.rollout == "vllm":
+        from verl_fair.cpu import vllm_rollout
+
+        kv_cache = vllm_rollout.rollout_env()[vllm_rollout.KV_CACHE_ENV]
+        print(
+            f"# vLLM's KV cache: {kv_cache} GiB ({vllm_rollout.KV_CACHE_ENV}, which the CPU platform passes to verl's "
+            f"vLLM server); verl must see vLLM: {vllm_rollout.visibility()[1]}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -32,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (doctor, prepare, report, discover):
         module.add_parser(commands)
-    for name, command in (("config-dir", config_dir), ("cpu-overrides", cpu_overrides)):
-        commands.add_parser(name, help=command.__doc__).set_defaults(run=command)
+    commands.add_parser("config-dir", help=config_dir.__doc__).set_defaults(run=config_dir)
+    overrides = commands.add_parser("cpu-overrides", help=cpu_overrides.__doc__)
+    overrides.add_argument(
+        "--rollout", choices=ROLLOUTS, default=ROLLOUTS[0], help="the CPU backend's rollout or verl's vLLM"
+    )
+    overrides.set_defaults(run=cpu_overrides)
     args = parser.parse_args(argv)
     with warnings.catch_warnings():  # restores the default display when the command returns
         warnings.showwarning = show_warning

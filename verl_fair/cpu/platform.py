@@ -90,5 +90,11 @@ class PlatformCPU(PlatformBase):
     def is_ipc_supported(self) -> bool:
         return False
 
+    def rollout_env_vars(self) -> dict[str, str]:
+        """Added to verl's vLLM server: its KV-cache size (vLLM on CPU has no GPU memory to take a share of)."""
+        from verl_fair.cpu.vllm_rollout import rollout_env
+
+        return rollout_env()
+
     def cudart(self) -> Any:
         return None
