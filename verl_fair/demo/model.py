@@ -26,7 +26,7 @@ CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class Example:
-    """A chat prompt, the answer to teach and the group it belongs to (for the skew)."""
+    """A chat prompt, the answer to teach and the group it belongs to."""
 
     messages: list[dict]
     answer: str
@@ -57,7 +57,9 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 1024):
     )
 
 
-def random_model(tokenizer, seed: int):
+def random_model(tokenizer, seed: int, heads: int = 4):
+    """``heads`` attention heads (2 KV heads) over hidden size 64: 4 heads of 16, or 2 of 32 (vLLM's CPU
+    attention takes head sizes of 32 and more)."""
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
@@ -66,7 +68,7 @@ def random_model(tokenizer, seed: int):
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
+        num_attention_heads=heads,
         num_key_value_heads=2,
         max_position_embeddings=1024,
         tie_word_embeddings=True,
@@ -117,21 +119,13 @@ def _batch(rows, pad_id: int):
     return ids, labels, mask
 
 
-def skewed(examples: Sequence[Example], majority: str, share: float, size: int, seed: int) -> list[Example]:
-    """``size`` examples, ``share`` of them from the ``majority`` group: clinical data are rarely balanced."""
-    rng = random.Random(seed)
-    major = [e for e in examples if e.group == majority]
-    minor = [e for e in examples if e.group != majority]
-    take = round(size * share) if minor else size
-    return [rng.choice(major) for _ in range(take)] + [rng.choice(minor) for _ in range(size - take)]
-
-
-def build(folder: str | Path, examples: Sequence[Example], epochs: int = 12, seed: int = 0) -> Path:
-    """Train the tokenizer on ``examples``, warm-start the model on them and save both to ``folder``."""
+def build(folder: str | Path, examples: Sequence[Example], epochs: int = 12, seed: int = 0, heads: int = 4) -> Path:
+    """Train the tokenizer on ``examples``, warm-start the model (``heads`` attention heads) on them and save both
+    to ``folder``."""
     folder = Path(folder)
     texts = [m["content"] for e in examples for m in e.messages] + [e.answer for e in examples]
     tokenizer = train_tokenizer(texts)
-    model = random_model(tokenizer, seed)
+    model = random_model(tokenizer, seed, heads)
     warm_start(model, tokenizer, examples, epochs, seed)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

@@ -2,6 +2,7 @@
 
     python -m verl_fair.demo [--steps 6] [--batch-size 16] [--n 4] [--output outputs/demo]
     python -m verl_fair.demo --modality image     # the same with images, into outputs/demo-image
+    .venv-vllm/bin/python -m verl_fair.demo --rollout vllm   # rollouts by verl's vLLM server (make setup-vllm)
 
 Builds the task (scikit-learn's diabetes cohort, :mod:`verl_fair.demo.data`) and a tiny warm-started
 model (:mod:`verl_fair.demo.model`), then runs ``python -m verl.trainer.main_ppo`` with the shipped
@@ -69,11 +70,13 @@ def run_overrides(
     n: int,
     save_freq: int | None = None,
     modality: str = "text",
+    rollout: str = cpu.ROLLOUT_NAME,
 ) -> list[str]:
-    """The run on the host: the task and model in ``inputs`` (data/, model/), everything written to ``output``."""
+    """The run on the host: the task and model in ``inputs`` (data/, model/), everything written to ``output``;
+    rollouts by the CPU backend's ``transformers`` server or verl's ``vllm`` one."""
     micro = min(batch_size, 8)
     return [
-        *cpu.HYDRA_OVERRIDES,
+        *cpu.overrides(rollout),
         *MODALITIES[modality].model_overrides,
         f"data.train_files={inputs / 'data' / TRAIN_FILES[0]}",
         f"data.val_files={inputs / 'data' / TRAIN_FILES[1]}",
@@ -122,9 +125,12 @@ def trainer_env(output: Path) -> dict[str, str]:
     }
 
 
-def build_inputs(workdir: Path, seed: int = 0, modality: str = "text", warm_epochs: int = 12) -> None:
+def build_inputs(
+    workdir: Path, seed: int = 0, modality: str = "text", warm_epochs: int = 12, rollout: str = cpu.ROLLOUT_NAME
+) -> None:
     """The task's parquet files in ``workdir/data`` and the tiny model in ``workdir/model``, warm-started for
-    ``warm_epochs`` on the text task's records (fewer: rewards vary on most prompts, not mainly the missed ones)."""
+    ``warm_epochs`` on the text task's records (fewer: rewards vary on most prompts, not mainly the missed ones);
+    for vLLM with attention heads of 32, the smallest size its CPU attention takes."""
     if modality == "image":
         imaging.build_inputs(workdir, seed)
         return
@@ -133,7 +139,7 @@ def build_inputs(workdir: Path, seed: int = 0, modality: str = "text", warm_epoc
     if code:
         raise RuntimeError(f"preparing the demo data failed (exit code {code})")
     records = vignettes.examples(workdir / "data" / TRAIN_FILES[0], workdir / "vignettes" / patients.TABLE)
-    model.build(workdir / "model", records, epochs=warm_epochs, seed=seed)
+    model.build(workdir / "model", records, epochs=warm_epochs, seed=seed, heads=2 if rollout == "vllm" else 4)
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -284,6 +290,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--modality", choices=sorted(MODALITIES), default="text", help="text prompts, or image prompts with a VLM"
     )
     parser.add_argument(
+        "--rollout",
+        choices=cpu.ROLLOUTS,
+        default=cpu.ROLLOUT_NAME,
+        help="who generates: the CPU backend's transformers server (fastest here), or verl's vLLM server "
+        "(run with .venv-vllm/bin/python, made by make setup-vllm)",
+    )
+    parser.add_argument(
         "--output", help="folder for data, model, logs, checkpoints, report (outputs/demo, outputs/demo-image)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data split and the model")
@@ -323,17 +336,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    if args.rollout == "vllm":
+        from verl_fair.cpu import vllm_rollout
+
+        seen, why = vllm_rollout.visibility()
+        if not seen:
+            print(f"verl-fair demo: --rollout vllm needs vLLM where verl can see it: {why}", file=sys.stderr)
+            return 2
     workdir = Path(args.output or MODALITIES[args.modality].output).resolve()
     shutil.rmtree(workdir, ignore_errors=True)  # a fresh run: verl would otherwise resume the last one
     workdir.mkdir(parents=True)
     started = time.time()
     stages = 4 if args.compare_grpo else 3
     print(f"[1/{stages}] embedded task and tiny model -> {workdir}")
-    build_inputs(workdir, args.seed, args.modality)
+    build_inputs(workdir, args.seed, args.modality, rollout=args.rollout)
 
     def command(output: Path, *extra: str) -> list[str]:
         overrides = run_overrides(
-            workdir, output, steps=args.steps, batch_size=args.batch_size, n=args.n, modality=args.modality
+            workdir,
+            output,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            n=args.n,
+            modality=args.modality,
+            rollout=args.rollout,
         )
         return shipped_config_command([*overrides, *args.overrides, *extra], args.modality)
 
