@@ -99,8 +99,8 @@ def _score(
     text = text[-SEARCH_WINDOW:]
     answer, tagged, start = extract_answer(text)
     synonyms = settings["synonyms"]
-    predicted = split_labels(answer, synonyms)
     gold = split_labels(ground_truth, synonyms)
+    predicted = split_labels(answer, synonyms, gold)
     hedged = len(predicted) > 1 and not _multi_label(settings["multi_label"], extra_info, gold)
     acc = 0.0 if hedged else set_f1(predicted, gold)
     format_ok = tagged and (not settings["require_think"] or _think_before(text, start))

@@ -175,6 +175,24 @@ def test_an_answer_that_is_neither_class_counts_as_wrong_as_the_reward_scores_it
     assert "30 answers are neither 1 nor 0" in result.stderr
 
 
+def test_an_answer_is_read_against_its_gold_labels_as_the_reward_reads_it(tmp_path):
+    from verl_fair.reward_fns.clinical_diagnosis import compute_score
+
+    frame = pd.DataFrame(
+        {
+            "gts": ["Hand and foot disease", "Hand and foot disease", "Fever", "Rash"] * 10,
+            "pred": ["hand and foot disease", "Hand, foot disease", "Fever", "Rash and fever"] * 10,
+            "group_sex": ["F", "M", "F", "M"] * 10,
+        }
+    )
+    report, _ = _report(tmp_path, frame)
+    rewards = [
+        compute_score("d", f"\\boxed{{{p}}}", g)["acc"] for g, p in zip(frame["gts"], frame["pred"], strict=True)
+    ]
+    assert rewards[:4] == [1.0, 0.0, 1.0, 0.0]  # "and" keeps the gold label whole; a comma makes two labels
+    assert report["overall"]["exact_match"] == pytest.approx(np.mean(rewards))
+
+
 def test_rows_without_a_gold_label_are_left_out_counted_and_named(tmp_path):
     frame, *_ = _binary_table(n=200)
     jsonl = frame.astype(object)

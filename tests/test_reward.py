@@ -84,6 +84,21 @@ def test_underscores_hyphens_and_spacing_between_words_are_ignored(response, tru
     assert compute_score("nih", response, truth)["acc"] == 1.0
 
 
+@pytest.mark.parametrize(
+    ("response", "truth", "acc"),
+    [
+        ("\\boxed{Hand and foot disease}", "Hand and foot disease", 1.0),
+        ("\\boxed{Hand & foot disease}", "hand and foot disease", 0.0),  # "&" is no "and": two labels, a hedge
+        ("\\boxed{Hand and foot disease}", "Hand and foot disease, Fever", 2 / 3),
+        ("\\boxed{Hand}", "Hand and foot disease", 0.0),
+        ("\\boxed{Edema and Mass}", "Edema, Mass", 1.0),
+    ],
+)
+def test_and_inside_a_gold_label_keeps_it_one_label(response, truth, acc):
+    single = {"multi_label": False}
+    assert compute_score("hfmd", response, truth, single if "," not in truth else None)["acc"] == pytest.approx(acc)
+
+
 def test_signs_on_a_label_still_tell_labels_apart():
     assert split_labels("HER2+, ER-", {}) == {"her2+", "er-"}
     assert compute_score("x", "\\boxed{HER2-}", "HER2+")["acc"] == 0.0

@@ -55,7 +55,7 @@ from typing import Any
 
 from verl_fair.groups.labels import AGE_BINS, UNK, group_key
 from verl_fair.normalise import demographics as normalise
-from verl_fair.normalise.diagnosis import normalise_label, synonym_table
+from verl_fair.normalise.diagnosis import LABEL_SEPARATORS, normalise_label, synonym_table
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,6 @@ ABILITY = "medical_diagnosis"
 SPLITS = ("train", "val")
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by errors="surrogateescape"
 _FIELD_ROOT = re.compile(r"[.\[]")
-_LABEL_SEPARATORS = re.compile(r"\s*[,;|\n]\s*")  # not "and" nor "&": "Hand and foot disease" is one label
 TABLE_FORMATS = ".csv, .tsv, .jsonl, .json, .parquet and .xlsx (with openpyxl)"
 
 
@@ -596,7 +595,7 @@ def _read_delimited(path: Path, separator: str) -> _Table:
 
 
 def _labels(value: Any) -> list[str]:
-    """Labels of a cell: a list's items, or a string split on :data:`_LABEL_SEPARATORS`; ValueError for a
+    """Labels of a cell: a list's items, or a string split on :data:`LABEL_SEPARATORS`; ValueError for a
     mapping or a missing-value marker ("NaN", "None", "n/a" ...: see :func:`normalise.is_missing`)."""
     if hasattr(value, "tolist") and not isinstance(value, str):
         value = value.tolist()
@@ -606,7 +605,7 @@ def _labels(value: Any) -> list[str]:
         return []
     if isinstance(value, Mapping):
         raise ValueError(f"a mapping ({_printable(str(value))[:80]}) is not a diagnosis label")
-    labels = [part for part in _LABEL_SEPARATORS.split(str(value).strip()) if part]
+    labels = [part for part in LABEL_SEPARATORS.split(str(value).strip()) if part]
     missing = [label for label in labels if normalise.is_missing(label)]
     if missing:
         raise ValueError(

@@ -149,14 +149,15 @@ def load(paths: Sequence[Path], columns: Columns) -> pd.DataFrame:
     origins = [(f.name, len(t)) for f, t in zip(files, tables, strict=True)]
     # labels are normalised as the reward normalises them ("normal" = "no finding"), on both sides
     synonyms = synonym_table(columns.synonyms)
+    y_true = _each_distinct(table[columns.label], lambda v: frozenset() if is_missing(v) else split_labels(v, synonyms))
+    answers = pd.Series(list(zip(table[columns.prediction], y_true, strict=True)), index=table.index)
     frame = pd.DataFrame(
         {
             "data_source": _data_sources(table, columns.data_source),
             "step": _steps(table, columns.step, origins),
-            "y_true": _each_distinct(
-                table[columns.label], lambda v: frozenset() if is_missing(v) else split_labels(v, synonyms)
-            ),
-            "y_pred": _each_distinct(table[columns.prediction], lambda v: split_labels(v, synonyms)),
+            "y_true": y_true,
+            # each answer is read against its row's gold labels, as the reward reads it
+            "y_pred": _each_distinct(answers, lambda answer: split_labels(answer[0], synonyms, answer[1])),
         }
     )
     for attribute, column in groups.items():

@@ -5,8 +5,10 @@ A label is normalised by unwrapping LaTeX text commands (``\\text{Pneumonia}``) 
 a hyphen between two words read as a space (``Pleural_Effusion``, ``pleural-effusion`` and ``pleural
 effusion`` are one label, as are ``COVID-19`` and ``covid 19``), while a sign at the end of a word stays
 (``HER2+`` is not ``HER2-``); a number keeps its value (``"1.0"`` and ``"1"`` are the same label); then
-synonyms map aliases to one name ("normal" -> "no finding"); an empty label stays empty. An answer or a
-ground truth with several labels is split on ",", ";", "&", "|", new lines and the word "and".
+synonyms map aliases to one name ("normal" -> "no finding"); an empty label stays empty. Labels are
+separated by ",", ";", "|" and new lines, as ``prepare`` writes them; an answer's label is further split on
+"&" and the word "and" unless it is one of the gold labels ("hand and foot disease" stays one label where
+that is the gold, "pneumonia and effusion" is two where it is not).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ DEFAULT_SYNONYMS = {
     "no abnormality": "no finding",
     "negative": "no finding",
 }
-LABEL_SEPARATORS = re.compile(r"\s*(?:[,;&|\n]|\band\b)\s*", re.IGNORECASE)
+LABEL_SEPARATORS = re.compile(r"\s*[,;|\n]\s*")
+ANSWER_JOINERS = re.compile(r"\s*(?:&|\band\b)\s*", re.IGNORECASE)  # split an answer's label unless it is gold
 
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+|\\.")
 _BRACES_OR_EMPHASIS = re.compile(r"[{}*`~]+|_{2,}")
@@ -51,8 +54,9 @@ def normalise_label(label: str, synonyms: Mapping[str, str]) -> str:
     return synonyms.get(text, text) if text else ""
 
 
-def split_labels(value: Any, synonyms: Mapping[str, str]) -> frozenset[str]:
-    """The set of normalised labels in an answer or a ground truth (a string, a number or a list of them)."""
+def split_labels(value: Any, synonyms: Mapping[str, str], gold: frozenset[str] | None = None) -> frozenset[str]:
+    """The set of normalised labels in a ground truth (``gold`` None) or in an answer to the ``gold`` labels
+    (a string, a number or a list of them); see the module docstring for the separators."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return frozenset()
     if hasattr(value, "tolist") and not isinstance(value, str):
@@ -62,9 +66,11 @@ def split_labels(value: Any, synonyms: Mapping[str, str]) -> frozenset[str]:
     for part in parts:
         for piece in LABEL_SEPARATORS.split(clean(str(part))):
             label = normalise_label(piece, synonyms)
-            if label:
+            if gold is None or label in gold:
                 labels.add(label)
-    return frozenset(labels)
+            else:
+                labels.update(normalise_label(joined, synonyms) for joined in ANSWER_JOINERS.split(piece))
+    return frozenset(labels - {""})
 
 
 def label_key(ground_truth: Any, synonyms: Mapping[str, str] = DEFAULT_SYNONYMS) -> str | None:
