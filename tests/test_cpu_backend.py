@@ -113,8 +113,7 @@ def test_activation_is_idempotent_and_undoable(monkeypatch):
         assert all(os.environ[name] == "unchanged" for name in cpu.ENGINE_ENV)
         assert RolloutReplicaRegistry.get(cpu.ROLLOUT_NAME).__name__ == "TransformersReplica"
     finally:
-        for module in ("verl.utils.distributed", "verl.workers.engine_workers"):
-            patches.unwrap(module, "initialize_global_process_group_ray", plugin._gloo)
+        patches.unwrap("verl.utils.distributed", "initialize_global_process_group_ray", plugin._gloo)  # and callers
         for registry, before in zip(registries, saved, strict=True):
             registry.clear()
             registry.update(before)

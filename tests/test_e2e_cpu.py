@@ -90,18 +90,6 @@ def test_bare_estimator_runs_label_free_and_says_so(inputs, tmp_path):
     assert not run.series("fair/train/")
 
 
-def test_legacy_trainer_with_the_adapter_gets_labels(inputs, tmp_path):
-    """labels=required stops the run unless the adapter hands the estimator the batch's demographics."""
-    run = main_ppo(
-        inputs,
-        tmp_path,
-        shipped(inputs, tmp_path, "trainer.use_v1=False", "algorithm.fair_grpo.labels=required", steps=2),
-        env={"VERL_FAIR_LEGACY_ADAPTER": "1"},
-    ).check()
-    assert "runs label-free" not in run.log
-    assert run.series("critic/advantages/")[2]["critic/advantages/max"] > 0
-
-
 @pytest.mark.parametrize(
     ("override", "message"),
     [
