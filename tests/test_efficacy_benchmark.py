@@ -10,18 +10,18 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 
-def test_quick_mode_runs_every_phase_and_reports_the_paired_comparison():
+def test_quick_mode_runs_every_phase_on_the_multi_source_cohort_and_reports_the_goal():
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.efficacy", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    for task in ("flchain", "synthetic"):
-        assert f"### Task: {task}" in out
-    assert "Screening of diabetes" in out and "### Trade-off on flchain" in out and "### Goal on flchain" in out
-    for arm in ("grpo", "fair_grpo", "gap_dual"):
+    assert "### Task: support" in out and "Validation sweep at GRPO's rate" in out and "### Goal" in out
+    for source in ("ARF/MOSF_w/Sepsis", "Coma", "MOSF_w/Malig"):
+        assert f"| {source} |" in out
+    for arm in ("grpo", "fair_grpo", "fair_grpo_mean1", "official_nd"):
         assert f"| {arm} |" in out
-    assert "nan ± nan" not in out
+    assert "Paired differences against GRPO after 3 steps" in out and "after 6 steps" in out
 
 
 def test_the_warm_started_policy_answers_in_the_rewards_format():
@@ -52,6 +52,17 @@ def test_flchain_drops_the_censored_and_keeps_the_label_leak_out():
     assert not any(t.startswith("chapter") for c in task.test for t in c.tokens)
 
 
+def test_support_has_eight_disease_sources_and_shows_no_column_measured_after_baseline():
+    from benchmarks.efficacy.tasks import SUPPORT_FEATURES, support
+
+    task = support()
+    assert len(task.sources) == 8 and task.attributes == ("sex", "race")
+    assert len(task.fit) + len(task.validation) + len(task.test) == 9105
+    shown = {t.rsplit("_", 1)[0] for c in task.test for t in c.tokens}
+    for leak in ("fac_sfdm2", "fac_dnr", "num_surv2m", "num_surv6m", "fac_dzclass"):
+        assert leak not in SUPPORT_FEATURES and leak not in shown
+
+
 def test_the_paired_test_finds_a_true_shift_and_not_a_null_one():
     from benchmarks.efficacy.stats import paired
 
@@ -63,7 +74,7 @@ def test_the_paired_test_finds_a_true_shift_and_not_a_null_one():
     assert null["low"] < 0 < null["high"] and null["p"] == 1.0
 
 
-@pytest.mark.parametrize("task", ["flchain", "synthetic"])
+@pytest.mark.parametrize("task", ["flchain", "synthetic", "support"])
 def test_every_split_keeps_both_groups_of_every_attribute(task):
     from benchmarks.efficacy.tasks import TASKS
 

@@ -4,7 +4,8 @@
   training prompts' label weighting (balanced for ``flchain``): what a simple tabular model reaches.
 - ``blind``: the same without the group tokens (sex, age band, cohort): a group-blind model.
 - the **noise floor**: the blind model's gaps on the test split after the group labels are shuffled
-  across test rows (``shuffles`` times). Shuffled groups have no relation to anything, so these gaps
+  across the test rows of each data source (``shuffles`` times). Shuffled groups have no relation to
+  anything, so these gaps
   are what finite test groups produce by chance; a task whose real gaps do not stand above them
   (the 95th percentile) cannot show a method closing a gap.
 
@@ -49,10 +50,14 @@ def references(task: Task, shuffles: int = 200, seed: int = 0) -> dict:
     codes = predict(task, task.test, blind=True)
     rng = np.random.default_rng(seed)
     draws = []
+    sources = np.array([c.source for c in task.test])
     for _ in range(shuffles):
-        order = rng.permutation(len(task.test))
+        order = np.arange(len(task.test))
+        for source in task.sources:  # within each data source: the paper's gaps are per source
+            rows = np.flatnonzero(sources == source)
+            order[rows] = rng.permutation(rows)
         shuffled = [
-            Case(c.tokens, c.label, task.test[j].groups, task.test[j].key, c.blind)
+            Case(c.tokens, c.label, task.test[j].groups, task.test[j].key, c.blind, c.source)
             for c, j in zip(task.test, order, strict=True)
         ]
         draws.append(evaluate_predictions(task, shuffled, codes))

@@ -1,9 +1,10 @@
 """The efficacy study's analysis, tables and plots, from the ``results.json`` that :mod:`run` writes.
 
-- :func:`analyse`: per task and arm, the paired differences against GRPO over the test seeds (bootstrap
-  95 % interval, sign-flip p, Holm-corrected over the arms for each metric), the collapse and
-  never-moved rates, the training signal, and the verdict on the goal: a rule cutting PP or EOD by at
-  least :data:`GOAL_CUT` against GRPO, the interval excluding zero, F1 at most :data:`GOAL_F1_LOSS` lower.
+- :func:`analyse`: at each training budget, the paired differences of every confirmatory arm against GRPO
+  over the test seeds (BCa 95 % interval, sign-flip p, Holm-adjusted over the confirmatory arms for each
+  metric), the collapse and never-moved rates, the training signal, the secondary per-arm-rate comparison
+  and the verdict on the goal (PROTOCOL.md): PP at least :data:`GOAL_CUT` below GRPO's with Holm-adjusted
+  p below 0.05, and the lower end of F1's interval at least -:data:`GOAL_F1_LOSS`, at the last budget.
 - :func:`markdown`: every table; :func:`write`: ``results.md`` and the plots in a folder.
 """
 
@@ -13,82 +14,86 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.efficacy.arms import BASELINE, STRENGTHS, default_strength
+from benchmarks.efficacy.arms import BASELINE
 from benchmarks.efficacy.stats import holm, paired
 
-COMPARED = ("F1", "PP", "EOD", "EOpp_pos", "PPV_gap_pos", "worst_group_acc")
-GAPS = ("PP", "EOD")  # the paper's headline gaps (the goal)
-GOAL_CUT, GOAL_F1_LOSS = 0.27, 0.01
-GOAL_TASK = "flchain"
-SHOWN = ("F1", "Acc", "PP", "EOD", "EOpp_pos", "PPV_gap_pos", "EOdds_pos", "worst_group_acc", "malformed")
+COMPARED = ("F1", "PP", "EOD", "Acc", "worst_group_acc", "EOpp_pos")
+GAPS = ("PP", "EOD")
+GOAL_CUT, GOAL_F1_LOSS, ALPHA = 0.27, 0.01, 0.05
+SHOWN = ("F1", "Acc", "PP", "EOD", "EOpp_pos", "PPV_gap_pos", "worst_group_acc", "malformed")
 
 
-def _runs(results: dict, phase: str, task: str) -> list[dict]:
-    return [r for r in results["runs"] if r["phase"] == phase and r["spec"]["task"] == task]
+def arm_name(arm: str, strength: float | None) -> str:
+    return arm if strength is None else f"{arm} {strength:g}"
 
 
-def _by_seed(runs: list[dict], arm: str, metric: str) -> dict[int, float]:
-    return {r["spec"]["seed"]: r["headline"][metric] for r in runs if r["spec"]["arm"] == arm}
+def _phase(results: dict, phase: str) -> list[dict]:
+    return [r for r in results["runs"] if r["phase"] == phase]
 
 
-def _paired_table(runs: list[dict], arms: list[str]) -> dict[str, dict[str, dict]]:
-    """arm -> metric -> paired difference against the baseline (with ``p_holm`` over the arms)."""
-    table: dict[str, dict[str, dict]] = {arm: {} for arm in arms if arm != BASELINE}
+def _values(runs: list[dict], arm: str, strength, lr: float, budget: str, metric: str) -> dict[int, float]:
+    return {
+        r["spec"]["seed"]: r["budgets"][budget][metric]
+        for r in runs
+        if r["spec"]["arm"] == arm and r["spec"]["strength"] == strength and r["spec"]["lr"] == lr
+    }
+
+
+def _paired(base_runs, runs, arms: list[tuple[str, float | None, float]], base_lr: float, budget: str) -> dict:
+    """name -> metric -> paired difference against GRPO at ``base_lr`` (``p_holm`` over the arms)."""
+    table: dict[str, dict] = {arm_name(a, s): {} for a, s, _ in arms}
     for metric in COMPARED:
-        base = _by_seed(runs, BASELINE, metric)
-        for arm in table:
-            values = _by_seed(runs, arm, metric)
+        base = _values(base_runs, BASELINE, None, base_lr, budget, metric)
+        for arm, strength, lr in arms:
+            values = _values(runs, arm, strength, lr, budget, metric)
             seeds = sorted(set(values) & set(base))
-            table[arm][metric] = {
+            table[arm_name(arm, strength)][metric] = {
                 **paired(np.array([values[s] for s in seeds]), np.array([base[s] for s in seeds])),
                 "seeds": len(seeds),
+                "lr": lr,
             }
-        adjusted = holm({arm: table[arm][metric]["p"] for arm in table})
-        for arm, p in adjusted.items():
-            table[arm][metric]["p_holm"] = p
+        for name, p in holm({name: table[name][metric]["p"] for name in table}).items():
+            table[name][metric]["p_holm"] = p
     return table
 
 
-def _goal(task: str, table: dict[str, dict[str, dict]]) -> dict:
-    """The arms that meet the goal on ``task`` and, per arm, why or why not."""
-    met, reasons = [], {}
-    for arm, metrics in table.items():
-        f1_ok = metrics["F1"]["diff"] >= -GOAL_F1_LOSS
-        cuts = [g for g in GAPS if metrics[g]["relative"] <= -GOAL_CUT and metrics[g]["high"] < 0]
-        if cuts and f1_ok:
-            met.append(arm)
-        reasons[arm] = {
-            "gaps_cut": cuts,
-            "f1_ok": f1_ok,
-            "relative": {g: metrics[g]["relative"] for g in GAPS},
+def _goal(table: dict[str, dict]) -> dict:
+    """The arms that meet the goal and, per arm, each condition."""
+    reasons = {
+        name: {
+            "pp_relative": m["PP"]["relative"],
+            "pp_p_holm": m["PP"]["p_holm"],
+            "f1_low": m["F1"]["low"],
+            "met": m["PP"]["relative"] <= -GOAL_CUT and m["PP"]["p_holm"] < ALPHA and m["F1"]["low"] >= -GOAL_F1_LOSS,
         }
-    return {"task": task, "met_by": met, "arms": reasons}
+        for name, m in table.items()
+    }
+    return {"met_by": [n for n, r in reasons.items() if r["met"]], "arms": reasons}
 
 
 def analyse(results: dict) -> dict:
-    """Paired differences, rates, training signal and the goal's verdict of a study's results."""
-    arms = list(results["meta"]["arms"])
-    out: dict = {"tasks": {}}
-    for task in results["meta"]["tasks"]:
-        runs = _runs(results, "comparison", task)
-        table = _paired_table(runs, arms)
-        per_arm = {}
-        for arm in arms:
-            mine = [r for r in runs if r["spec"]["arm"] == arm]
-            if not mine:
-                continue
-            per_arm[arm] = {
-                "mean": {m: float(np.mean([r["headline"][m] for r in mine])) for m in SHOWN},
-                "std": {m: float(np.std([r["headline"][m] for r in mine])) for m in SHOWN},
-                "collapsed": float(np.mean([r["collapsed"] for r in mine])),
-                "unchanged": float(np.mean([r["unchanged"] for r in mine])),
-                "signal_share": np.mean([r["signal_share"] for r in mine], axis=0).tolist(),
-                "update_norm": np.mean([r["update_norm"] for r in mine], axis=0).tolist(),
-                "seeds": len(mine),
-            }
-        out["tasks"][task] = {"arms": per_arm, "paired": table}
-        if task == GOAL_TASK:
-            out["goal"] = _goal(task, table)
+    """Paired differences at every budget, rates, training signal, the secondary analysis and the goal."""
+    meta = results["meta"]
+    lr, budgets = meta["lr"], [str(b) for b in meta["settings"]["budgets"]]
+    confirmatory = _phase(results, "confirmatory")
+    arms = [(a, s, lr) for a, s in meta["confirmatory"] if a != BASELINE]
+    out: dict = {"paired": {b: _paired(confirmatory, confirmatory, arms, lr, b) for b in budgets}, "arms": {}}
+    last = budgets[-1]
+    for arm, strength in meta["confirmatory"]:
+        mine = [r for r in confirmatory if r["spec"]["arm"] == arm and r["spec"]["strength"] == strength]
+        out["arms"][arm_name(arm, strength)] = {
+            "mean": {m: float(np.mean([r["budgets"][last][m] for r in mine])) for m in SHOWN},
+            "std": {m: float(np.std([r["budgets"][last][m] for r in mine])) for m in SHOWN},
+            "collapsed": float(np.mean([r["collapsed"] for r in mine])),
+            "unchanged": float(np.mean([r["unchanged"] for r in mine])),
+            "signal_share": np.mean([r["signal_share"] for r in mine], axis=0).tolist(),
+            "update_norm": np.mean([r["update_norm"] for r in mine], axis=0).tolist(),
+            "seeds": len(mine),
+        }
+    out["goal"] = _goal(out["paired"][last])
+    secondary = _phase(results, "secondary")
+    moved = sorted({(r["spec"]["arm"], r["spec"]["strength"], r["spec"]["lr"]) for r in secondary}, key=str)
+    out["secondary"] = _paired(confirmatory, secondary, moved, lr, last) if moved else {}
     return out
 
 
@@ -104,8 +109,14 @@ def _header(*names: str) -> list[str]:
     return [_row(names), _row(["---", *(["---:"] * (len(names) - 1))])]
 
 
-def _task_lines(results: dict, task: str) -> list[str]:
-    info, analysis = results["tasks"][task], results["analysis"]["tasks"][task]
+def _difference(d: dict) -> str:
+    star = " *" if d["p_holm"] < ALPHA else ""
+    return f"{d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] p {d['p']:.3g}, Holm {d['p_holm']:.3g}{star}"
+
+
+def _task_lines(results: dict) -> list[str]:
+    task = results["meta"]["task"]
+    info = results["tasks"][task]
     lines = [f"### Task: {task}", ""]
     sizes = ", ".join(f"{part} {n}" for part, n in info["sizes"].items())
     lines.append(f"Splits: {sizes}; positive class `{info['positive']}`.")
@@ -114,41 +125,68 @@ def _task_lines(results: dict, task: str) -> list[str]:
     if info["oracle"]:
         oracle = ", ".join(f"{g} {100 * a:.1f} %" for g, a in info["oracle"].items())
         lines.append(f"Oracle (Bayes rule) accuracy per group on test: {oracle}.")
-    rates = ", ".join(f"{g} {r:.1f} %" for g, r in info["base_rates"].items())
-    lines += [f"Test base rates of the positive class: {rates}.", ""]
+    lines += ["", *_header("data source or group", "rows (all splits)", "base rate of the positive class")]
+    for name, row in {**info["sources"], **info["groups"]}.items():
+        lines.append(_row([name, row["rows"], f"{row['base_rate']:.1f} %"]))
     refs = info["references"]
-    lines += ["References on test (logistic regression) and the noise floor of the gaps:", ""]
+    lines += ["", "References on test (logistic regression) and the noise floor of the gaps:", ""]
     lines += _header("model", *refs["floor_95"], "F1", "Acc")
     for name in ("logistic", "blind"):
         ref = refs[name]
-        cells = [f"{ref[g]:.2f}" for g in refs["floor_95"]]
-        lines.append(_row([name, *cells, f"{ref['F1']:.3f}", f"{ref['Acc']:.1f}"]))
+        lines.append(
+            _row([name, *(f"{ref[g]:.2f}" for g in refs["floor_95"]), f"{ref['F1']:.3f}", f"{ref['Acc']:.1f}"])
+        )
     for name in ("floor_median", "floor_95"):
         lines.append(_row([name, *(f"{refs[name][g]:.2f}" for g in refs[name]), "", ""]))
-    lines.append("")
-    selection = results["selection"].get(task, {})
-    if selection:
-        grid = list(next(iter(selection.values()))["scores"])
-        lines += [f"Learning rate selection (validation {results['meta']['selection_metric']}):", ""]
-        lines += _header("arm", *grid, "chosen")
-        for arm, row in selection.items():
-            lines.append(_row([arm, *(f"{row['scores'][lr]:.3f}" for lr in grid), f"{row['chosen']:g}"]))
-        lines.append("")
+    return [*lines, ""]
+
+
+def _selection_lines(results: dict) -> list[str]:
+    selection = results["selection"]
+    lines = [f"Learning rates (validation {results['meta']['selection_metric']}, mean over the selection seeds):", ""]
+    grid = [str(lr) for lr in results["meta"]["lr_grid"]]
+    lines += _header("arm", *grid, "chosen")
+    for arm, row in selection["rates"].items():
+        name = arm_name(arm, row.get("strength"))
+        lines.append(_row([name, *(f"{row['scores'][lr]:.3f}" for lr in grid), f"{row['chosen']:g}"]))
+    sweep = selection["sweep"]
+    lines += [
+        "",
+        f"Validation sweep at GRPO's rate {sweep['lr']:g} (admissible: validation F1 >= {sweep['f1_floor']:.3f}, "
+        "GRPO's - 0.01; the pick: lowest validation PP among admissible sweep rules):",
+        "",
+        *_header("configuration", "F1", "PP", "EOD", "admissible"),
+    ]
+    for row in sweep["table"]:
+        name = arm_name(row["arm"], row["strength"])
+        lines.append(_row([name, f"{row['F1']:.3f}", f"{row['PP']:.2f}", f"{row['EOD']:.2f}",
+                           "yes" if row["admissible"] else "no"]))  # fmt: skip
+    pick = sweep["pick"]
+    lines += ["", f"Pick: {arm_name(pick['arm'], pick['strength']) if pick else 'none (no admissible rule)'}.", ""]
+    return lines
+
+
+def _comparison_lines(results: dict) -> list[str]:
+    analysis, meta = results["analysis"], results["meta"]
+    budgets = [str(b) for b in meta["settings"]["budgets"]]
     seeds = max(a["seeds"] for a in analysis["arms"].values())
-    lines += [f"Test metrics, mean ± std over {seeds} seeds (gaps in percentage points):", ""]
+    lines = [f"Test metrics after {budgets[-1]} steps, mean ± std over {seeds} seeds, all at rate {meta['lr']:g}:", ""]
     lines += _header("arm", *SHOWN, "collapsed", "never moved")
     for arm, row in analysis["arms"].items():
         cells = [_cell(row["mean"][m], row["std"][m]) for m in SHOWN]
         lines.append(_row([arm, *cells, f"{100 * row['collapsed']:.0f} %", f"{100 * row['unchanged']:.0f} %"]))
-    lines += ["", "Paired differences against GRPO: mean [95 % bootstrap interval] (Holm-corrected sign-flip p):", ""]
-    lines += _header("arm", *COMPARED)
-    for arm, metrics in analysis["paired"].items():
-        cells = [
-            f"{d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] ({d['p_holm']:.3f})"
-            + (" *" if d["p_holm"] < 0.05 else "")
-            for d in (metrics[m] for m in COMPARED)
-        ]
-        lines.append(_row([arm, *cells]))
+    for budget in budgets:
+        lines += ["", f"Paired differences against GRPO after {budget} steps: mean [BCa 95 %], sign-flip p, "
+                  "Holm over the arms (* below 0.05):", ""]  # fmt: skip
+        lines += _header("arm", *COMPARED)
+        for arm, metrics in analysis["paired"][budget].items():
+            lines.append(_row([arm, *(_difference(metrics[m]) for m in COMPARED)]))
+    if analysis["secondary"]:
+        lines += ["", f"Secondary: arms at their own validation-chosen rate against GRPO at {meta['lr']:g}, "
+                  f"{len(meta['seeds']['secondary'])} seeds, after {budgets[-1]} steps:", ""]  # fmt: skip
+        lines += _header("arm", "rate", *COMPARED)
+        for arm, metrics in analysis["secondary"].items():
+            lines.append(_row([arm, f"{metrics['F1']['lr']:g}", *(_difference(metrics[m]) for m in COMPARED)]))
     lines += ["", "Training signal, mean over steps and seeds:", ""]
     lines += _header("arm", "prompts with reward variance", "update norm")
     for arm, row in analysis["arms"].items():
@@ -156,51 +194,20 @@ def _task_lines(results: dict, task: str) -> list[str]:
     return [*lines, ""]
 
 
-def _curve_points(results: dict) -> dict[str, list[tuple[float, dict[str, float]]]]:
-    """rule -> [(strength, mean headline)], the comparison's default strength and GRPO (strength 0) included."""
-    task = results["meta"].get("curve_task", GOAL_TASK)
-    curve = _runs(results, "curve", task) + _runs(results, "comparison", task)
-    points: dict[str, list] = {}
-    for arm in STRENGTHS:
-        if arm not in results["meta"]["arms"]:
-            continue
-        by_strength: dict[float, list[dict]] = {}
-        for run in curve:
-            if run["spec"]["arm"] == BASELINE:
-                by_strength.setdefault(0.0, []).append(run["headline"])
-            elif run["spec"]["arm"] == arm:
-                strength = run["spec"]["strength"]
-                by_strength.setdefault(default_strength(arm) if strength is None else strength, []).append(
-                    run["headline"]
-                )
-        points[arm] = [
-            (s, {m: float(np.mean([h[m] for h in runs])) for m in ("F1", *GAPS)})
-            for s, runs in sorted(by_strength.items())
-        ]
-    return points
-
-
 def _goal_lines(results: dict) -> list[str]:
-    goal = results["analysis"].get("goal")
-    if not goal:
-        return []
-    lines = [f"### Goal on {goal['task']}", ""]
+    goal = results["analysis"]["goal"]
+    lines = ["### Goal", ""]
     if goal["met_by"]:
-        lines.append(
-            f"Met by {', '.join(goal['met_by'])}: PP or EOD at least {100 * GOAL_CUT:.0f} % below GRPO's, the paired "
-            f"interval excluding zero, F1 at most {GOAL_F1_LOSS} below."
-        )
+        lines.append(f"Met by {', '.join(goal['met_by'])}.")
     else:
         lines.append(
-            f"No shipped rule cuts PP or EOD by {100 * GOAL_CUT:.0f} % or more against GRPO with the paired 95 % "
-            f"interval excluding zero and F1 at most {GOAL_F1_LOSS} below GRPO's."
+            f"Not met: no confirmatory arm cuts PP by {100 * GOAL_CUT:.0f} % or more against GRPO with Holm-adjusted "
+            f"p below {ALPHA} and the lower end of F1's interval at least -{GOAL_F1_LOSS}."
         )
-    lines += ["", *_header("arm", "PP change", "EOD change", "gaps cut (interval < 0)", "F1 within 0.01")]
+    lines += ["", *_header("arm", "PP change", "PP Holm p", "F1 lower bound", "met")]
     for arm, why in goal["arms"].items():
-        lines.append(
-            _row([arm, f"{100 * why['relative']['PP']:+.0f} %", f"{100 * why['relative']['EOD']:+.0f} %",
-                  ", ".join(why["gaps_cut"]) or "-", "yes" if why["f1_ok"] else "no"])
-        )  # fmt: skip
+        lines.append(_row([arm, f"{100 * why['pp_relative']:+.1f} %", f"{why['pp_p_holm']:.3g}",
+                           f"{why['f1_low']:+.4f}", "yes" if why["met"] else "no"]))  # fmt: skip
     return [*lines, ""]
 
 
@@ -210,30 +217,15 @@ def markdown(results: dict) -> str:
     lines = [
         f"Command: `{meta['command']}`; {meta['minutes']:.1f} min on {meta['machine']} with {meta['workers']} "
         f"worker processes, one torch thread each (load average before {meta['load_average_before'][0]:.1f}).",
-        "Arms: " + ", ".join(f"`{a}` ({spec['summary']})" for a, spec in meta["arms"].items()) + ".",
-        f"Seeds: {len(meta['seeds']['test'])} test seeds per arm, learning rates {meta['lr_grid']} selected on "
+        f"Confirmatory arms: {', '.join(arm_name(a, s) for a, s in meta['confirmatory'])}; "
+        f"{len(meta['seeds']['test'])} paired test seeds; rates {meta['lr_grid']} chosen on "
         f"{len(meta['seeds']['selection'])} validation seeds; {meta['settings']['steps']} steps of "
-        f"{meta['settings']['prompts']} prompts x {meta['settings']['rollouts']} rollouts; headline metrics "
-        f"averaged over the last {meta['settings']['averaged']} evaluations.",
+        f"{meta['settings']['prompts']} prompts x {meta['settings']['rollouts']} rollouts; headline metrics: mean of "
+        f"the last {meta['settings']['averaged']} evaluations up to each budget {meta['settings']['budgets']}.",
         "",
     ]
-    for task, info in results["tasks"].items():
-        screen = info.get("screen")
-        if screen:
-            verdict = "kept" if screen["kept"] else "left out: GRPO's gaps are within the noise floor"
-            gaps = ", ".join(f"{g} {v:.2f} (floor {screen['floor_95'][g]:.2f})" for g, v in screen["grpo_gaps"].items())
-            lines += [f"Screening of {task}: GRPO's mean test gaps {gaps}; {verdict}.", ""]
-    for task in meta["tasks"]:
-        lines += _task_lines(results, task)
-    points = _curve_points(results)
-    if points:
-        lines += [f"### Trade-off on {meta.get('curve_task', GOAL_TASK)} (strength 0 is GRPO)", ""]
-        lines += _header("rule", "strength", "F1", *GAPS)
-        for arm, rows in points.items():
-            for strength, means in rows:
-                lines.append(_row([arm, f"{strength:g}", f"{means['F1']:.3f}", *(f"{means[g]:.2f}" for g in GAPS)]))
-        lines.append("")
-    return "\n".join([*lines, *_goal_lines(results)])
+    lines += _task_lines(results) + _selection_lines(results) + _comparison_lines(results) + _goal_lines(results)
+    return "\n".join(lines)
 
 
 def _save(figure, title: str, path: Path) -> None:
@@ -246,50 +238,53 @@ def _save(figure, title: str, path: Path) -> None:
 
 
 def _plot_tradeoff(results: dict, path: Path) -> None:
+    """F1 against PP and EOD on validation for every sweep configuration (GRPO at its rate in black)."""
     import matplotlib.pyplot as plt
 
-    points = _curve_points(results)
+    sweep = results["selection"]["sweep"]
+    base = results["selection"]["rates"][BASELINE]
     figure, axes = plt.subplots(1, len(GAPS), figsize=(5 * len(GAPS), 4), squeeze=False)
     for axis, gap in zip(axes[0], GAPS, strict=True):
-        for arm, rows in points.items():
-            axis.plot([m[gap] for _, m in rows], [m["F1"] for _, m in rows], marker="o", label=arm)
-            for strength, means in rows:
-                axis.annotate(f"{strength:g}", (means[gap], means["F1"]), fontsize=7)
+        for arm in dict.fromkeys(row["arm"] for row in sweep["table"]):
+            rows = [row for row in sweep["table"] if row["arm"] == arm]
+            axis.plot([r[gap] for r in rows], [r["F1"] for r in rows], marker="o", label=arm)
+            for row in rows:
+                if row["strength"] is not None:
+                    axis.annotate(f"{row['strength']:g}", (row[gap], row["F1"]), fontsize=7)
+        axis.axhline(sweep["f1_floor"], color="grey", linestyle="--", linewidth=0.8)
         axis.set_xlabel(f"{gap} gap (points, lower is fairer)")
         axis.set_ylabel("F1 of the positive class")
-    axes[0][0].legend(fontsize=8)
-    _save(
-        figure,
-        f"F1 against the gaps across each rule's strength ({results['meta'].get('curve_task', GOAL_TASK)})",
-        path,
-    )
+    axes[0][0].scatter([], [], color="black", label=f"GRPO F1 {base['scores'][str(sweep['lr'])]:.3f} - 0.01 (dashed)")
+    axes[0][0].legend(fontsize=7)
+    _save(figure, f"{results['meta']['task']}, validation: F1 against the gaps for each rule and strength", path)
 
 
-def _plot_paired(results: dict, task: str, path: Path) -> None:
+def _plot_paired(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    table = results["analysis"]["tasks"][task]["paired"]
-    arms = list(table)
-    figure, axes = plt.subplots(1, 3, figsize=(13, 0.5 * len(arms) + 1.5), sharey=True)
+    paired_by_budget = results["analysis"]["paired"]
+    arms = list(next(iter(paired_by_budget.values())))
+    figure, axes = plt.subplots(1, 3, figsize=(13, 0.6 * len(arms) + 1.8), sharey=True)
     for axis, metric in zip(axes, ("F1", *GAPS), strict=True):
-        rows = [table[a][metric] for a in arms]
-        y = np.arange(len(arms))
-        axis.errorbar(
-            [r["diff"] for r in rows], y,
-            xerr=[[r["diff"] - r["low"] for r in rows], [r["high"] - r["diff"] for r in rows]], fmt="o",
-        )  # fmt: skip
+        for offset, (budget, table) in enumerate(paired_by_budget.items()):
+            rows = [table[a][metric] for a in arms]
+            y = np.arange(len(arms)) + 0.2 * offset
+            axis.errorbar(
+                [r["diff"] for r in rows], y, fmt="o", label=f"{budget} steps",
+                xerr=[[r["diff"] - r["low"] for r in rows], [r["high"] - r["diff"] for r in rows]],
+            )  # fmt: skip
         axis.axvline(0, color="grey", linewidth=0.8)
         axis.set_title(f"{metric}: arm - GRPO")
     axes[0].set_yticks(np.arange(len(arms)), arms)
-    _save(figure, f"{task}: paired differences against GRPO, 95 % bootstrap intervals", path)
+    axes[-1].legend(fontsize=7)
+    _save(figure, f"{results['meta']['task']}: paired differences against GRPO (test), BCa 95 % intervals", path)
 
 
-def _plot_signal(results: dict, task: str, path: Path) -> None:
+def _plot_signal(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    arms = results["analysis"]["tasks"][task]["arms"]
     figure, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for arm, row in arms.items():
+    for arm, row in results["analysis"]["arms"].items():
         steps = np.arange(1, len(row["signal_share"]) + 1)
         axes[0].plot(steps, row["signal_share"], label=arm, linewidth=1)
         axes[1].plot(steps, row["update_norm"], label=arm, linewidth=1)
@@ -298,11 +293,11 @@ def _plot_signal(results: dict, task: str, path: Path) -> None:
     for axis in axes:
         axis.set_xlabel("step")
     axes[1].legend(fontsize=7)
-    _save(figure, f"{task}: training signal, mean over seeds", path)
+    _save(figure, f"{results['meta']['task']}: training signal, mean over seeds", path)
 
 
 def write(results: dict, folder: Path) -> None:
-    """``results.md`` and the plots (``tradeoff.png``, ``<task>_paired.png``, ``<task>_signal.png``)."""
+    """``results.md`` and the plots (``tradeoff.png``, ``paired.png``, ``signal.png``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -311,6 +306,5 @@ def write(results: dict, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.md").write_text(markdown(results) + "\n")
     _plot_tradeoff(results, folder / "tradeoff.png")
-    for task in results["meta"]["tasks"]:
-        _plot_paired(results, task, folder / f"{task}_paired.png")
-        _plot_signal(results, task, folder / f"{task}_signal.png")
+    _plot_paired(results, folder / "paired.png")
+    _plot_signal(results, folder / "signal.png")

@@ -24,9 +24,11 @@ pretrained model's data are.
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,6 +39,7 @@ from verl_fair.normalise.diagnosis import label_key
 
 SPLIT_SEED = 20251019
 FIVE_YEARS_DAYS = 5 * 365.25
+MIN_STRATUM = 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Case:
     groups: dict
     key: str
     blind: tuple[str, ...]  # the tokens without the group tokens (the noise floor's group-blind features)
+    source: str  # the data source (domain) the estimator and the paper's metrics split by
 
 
 @dataclass
@@ -63,6 +67,10 @@ class Task:
     balanced: bool = False  # draw training prompts with each gold label equally often (rare positives)
     dropped: dict[str, int] = field(default_factory=dict)  # rows left out, by reason
     oracle: dict[str, float] = field(default_factory=dict)  # per-group accuracy of the Bayes rule (synthetic)
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted({c.source for c in self.fit + self.validation + self.test})
 
     @property
     def positive(self) -> str:
@@ -95,7 +103,10 @@ class Task:
 
 
 def _split(keys: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices (fit, validation, test): shuffled, stratified by group key."""
+    """Row indices (fit, validation, test): shuffled, stratified by ``keys`` (data source and group key;
+    keys of fewer than :data:`MIN_STRATUM` rows share one stratum)."""
+    counts = Counter(keys)
+    keys = [key if counts[key] >= MIN_STRATUM else "rare" for key in keys]
     index = np.arange(len(keys))
     rest, test = train_test_split(index, test_size=0.3, random_state=SPLIT_SEED, shuffle=True, stratify=keys)
     fit, validation = train_test_split(
@@ -119,13 +130,15 @@ def _groups(demographics: list[dict], labeler: GroupLabeler) -> list[tuple[str, 
     return out
 
 
-def _task(name, labels, labeler, demographics, group_tokens, tokens, gold, majority, **extra) -> Task:
-    """Assemble the cases of each split (``tokens(fit_rows)`` gives every row's feature tokens)."""
+def _task(name, labels, labeler, demographics, group_tokens, tokens, gold, majority, sources=None, **extra) -> Task:
+    """Assemble the cases of each split (``tokens(fit_rows)`` gives every row's feature tokens; ``sources``
+    each row's data source, the task's name when None)."""
     groups = _groups(demographics, labeler)
-    fit, validation, test = _split([key for key, _ in groups])
+    sources = sources if sources is not None else [name] * len(gold)
+    fit, validation, test = _split([f"{source}|{key}" for source, (key, _) in zip(sources, groups, strict=True)])
     features = tokens(fit)
     cases = [
-        Case(tuple(group_tokens[i] + features[i]), gold[i], groups[i][1], groups[i][0], tuple(features[i]))
+        Case(tuple(group_tokens[i] + features[i]), gold[i], groups[i][1], groups[i][0], tuple(features[i]), sources[i])
         for i in range(len(gold))
     ]
     parts = ([cases[i] for i in rows] for rows in (fit, validation, test))
@@ -214,4 +227,206 @@ def diabetes() -> Task:
     )
 
 
-TASKS = {"flchain": flchain, "synthetic": synthetic, "diabetes": diabetes}
+class TaskError(ValueError):
+    """A task that cannot be built (a bad task module, a missing or altered data file); the message names the fix."""
+
+
+@dataclass(frozen=True)
+class TableTask:
+    """A task as a table, one row a patient (what a task module returns; :func:`from_table` builds it).
+
+    ``label`` names the gold-label column, whose values must be the two ``labels`` (positive, negative);
+    ``source`` the column naming each row's data source (None: one source, the task's name); ``groups`` the
+    demographic columns (``sex`` and ``age`` are read as the project reads them, age binned at ``age_bins``,
+    any other column is its text); ``features`` the columns the prompt shows besides the groups: numbers are
+    cut at the quartiles of the fit split (missing: ``<column>_na``), anything else becomes ``<column>_<value>``.
+    ``majority`` is the (group column, group) the warm start over-represents, as a pretrained model's data
+    do; ``balanced`` draws training prompts with each label equally often (rare positives).
+    """
+
+    name: str
+    frame: pd.DataFrame
+    label: str
+    labels: tuple[str, str]
+    groups: tuple[str, ...]
+    features: tuple[str, ...]
+    majority: tuple[str, str]
+    source: str | None = None
+    age_bins: tuple[float, ...] = (75.0,)
+    balanced: bool = False
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _word(value) -> str:
+    return "_".join(str(value).split()) or "blank"
+
+
+def _check_table(spec: TableTask) -> None:
+    frame = spec.frame
+    if not isinstance(frame, pd.DataFrame) or frame.empty:
+        raise TaskError(f"task {spec.name!r}: frame must be a non-empty pandas DataFrame, got {type(frame).__name__}")
+    named = [spec.label, *spec.groups, *spec.features, *([spec.source] if spec.source else [])]
+    missing = [c for c in named if c not in frame.columns]
+    if missing:
+        raise TaskError(
+            f"task {spec.name!r}: column(s) {missing} not in the frame (columns: {list(frame.columns)}); "
+            "name existing columns in label, source, groups and features"
+        )
+    if len(spec.labels) != 2 or len(set(spec.labels)) != 2:
+        raise TaskError(f"task {spec.name!r}: labels must be two different values (positive, negative): {spec.labels}")
+    other = sorted(set(frame[spec.label].astype(str)) - set(spec.labels))
+    if other:
+        raise TaskError(
+            f"task {spec.name!r}: column {spec.label!r} holds {other[:5]}, not one of the labels {list(spec.labels)}; "
+            "map every row to the positive or negative label, or drop it (and count it in dropped)"
+        )
+    if not spec.groups:
+        raise TaskError(f"task {spec.name!r}: groups is empty; name at least one demographic column")
+    if spec.majority[0] not in spec.groups:
+        raise TaskError(f"task {spec.name!r}: majority names {spec.majority[0]!r}, not one of the groups {spec.groups}")
+
+
+def from_table(spec: TableTask) -> Task:
+    """The :class:`Task` of a :class:`TableTask` (checked: a bad spec raises :class:`TaskError` naming the fix)."""
+    _check_table(spec)
+    frame = spec.frame.reset_index(drop=True)
+    labeler = GroupLabeler(spec.groups, spec.age_bins)
+    demographics = frame[list(spec.groups)].to_dict("records")
+    numeric = [c for c in spec.features if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > 4]
+
+    def tokens(fit: np.ndarray) -> list[list[str]]:
+        columns = {}
+        for column in spec.features:
+            values = frame[column]
+            if column in numeric:
+                bins = _bins(values, 4, fit)
+                columns[column] = [
+                    f"{column}_na" if pd.isna(v) else f"{column}_q{b}" for v, b in zip(values, bins, strict=True)
+                ]
+            else:
+                columns[column] = [f"{column}_{_word(v)}" for v in values]
+        return [[columns[c][i] for c in spec.features] for i in range(len(frame))]
+
+    keys = _groups(demographics, labeler)
+    group_tokens = [[f"{a}_{_word(g[a])}" for a in spec.groups] for _, g in keys]
+    majority_rows = sum(g[spec.majority[0]] == spec.majority[1] for _, g in keys)
+    if not 0 < majority_rows < len(keys):
+        found = sorted({g[spec.majority[0]] for _, g in keys})
+        raise TaskError(
+            f"task {spec.name!r}: majority group {spec.majority[1]!r} of {spec.majority[0]!r} must hold some rows but "
+            f"not all; the groups as read are {found}"
+        )
+    sources = [_word(v) for v in frame[spec.source]] if spec.source else None
+    return _task(
+        spec.name, tuple(spec.labels), labeler, demographics, group_tokens, tokens,
+        [str(v) for v in frame[spec.label]], tuple(spec.majority), sources=sources, balanced=spec.balanced,
+        dropped=dict(spec.dropped),
+    )  # fmt: skip
+
+
+SURVSET_VERSION = "0.2.11"
+SUPPORT_SHA256 = "07d0545efecdc168ecefc7f43bcf1b1f58d9dd9b28f38213ac176d2b7f3ab3bb"
+SUPPORT_HORIZON_DAYS = 180
+# Columns of SurvSet's support2 the prompt never shows, and why (every other column is a feature or a group).
+SUPPORT_LEFT_OUT = {
+    "pid": "row identifier",
+    "event, time": "define the label",
+    "num_surv2m, num_surv6m": "the SUPPORT model's 2- and 6-month survival estimates, fitted on these outcomes",
+    "fac_sfdm2": "functional disability measured at 2 months or later (after baseline; one level is death)",
+    "fac_dnr": "do-not-resuscitate order, mostly written after study entry (dnr after sadm) as death nears",
+    "fac_dzclass": "a coarser copy of the data source (dzgroup)",
+    "fac_num_co": "a copy of num_num_co",
+    "num_glucose, num_bun, num_urine, num_adlp": "missing in 48-62 % of rows",
+}
+SUPPORT_FEATURES = (
+    "source", "age", "num_num_co", "num_scoma", "num_sps", "num_hday", "num_meanbp", "num_wblc", "num_hrt", "num_resp",
+    "num_temp", "num_pafi", "num_alb", "num_bili", "num_crea", "num_sod", "num_ph", "num_adls", "num_edu",
+    "fac_diabetes", "fac_dementia", "fac_ca", "fac_income",
+)  # fmt: skip
+
+
+def _support_frame() -> pd.DataFrame:
+    """SurvSet's ``support2`` table, after checking the file's SHA-256 (it is unpickled only then)."""
+    import hashlib
+    from importlib import resources
+
+    try:
+        path = resources.files("SurvSet") / "resources" / "pickles" / "support2.pickle"
+    except ModuleNotFoundError:
+        raise TaskError(f"task 'support' needs the survset package: pip install survset=={SURVSET_VERSION}") from None
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SUPPORT_SHA256:
+        raise TaskError(
+            f"{path}: SHA-256 {digest}, expected {SUPPORT_SHA256} (survset {SURVSET_VERSION}); "
+            f"install that version: pip install survset=={SURVSET_VERSION}"
+        )
+    return pd.read_pickle(io.BytesIO(data))
+
+
+def support_table() -> TableTask:
+    """SUPPORT (Knaus et al. 1995) from SurvSet: each disease group a data source, sex x race the groups.
+
+    Label: death within :data:`SUPPORT_HORIZON_DAYS` days of study entry (``died``) or not (``survived``);
+    every patient is followed past that horizon or dies before it, so no row is dropped. The prompt shows
+    the baseline (study day 3) features :data:`SUPPORT_FEATURES`, never :data:`SUPPORT_LEFT_OUT`. Race is
+    white, black or other (hispanic, asian, other); a missing race is UNK (out of the race gaps).
+    """
+    raw = _support_frame()
+    died = (raw["event"] == 1) & (raw["time"] <= SUPPORT_HORIZON_DAYS)
+    known = died | (raw["time"] > SUPPORT_HORIZON_DAYS)
+    race = raw["fac_race"].astype(str)
+    frame = pd.DataFrame(
+        {
+            "source": raw["fac_dzgroup"].astype(str),
+            "outcome": np.where(died, "died", "survived"),
+            "sex": raw["fac_sex"].astype(str),
+            "race": race.where(race.isin(["white", "black", "missing"]), "other").replace("missing", ""),
+            "age": (raw["num_age"] // 10 * 10).clip(20, 90).astype(int).astype(str),
+            **{c: raw[c] for c in SUPPORT_FEATURES if c not in ("source", "age")},
+        }
+    )[known.to_numpy()]
+    return TableTask(
+        "support", frame, "outcome", ("died", "survived"), ("sex", "race"), SUPPORT_FEATURES, ("race", "white"),
+        source="source", dropped={f"followed less than {SUPPORT_HORIZON_DAYS} days alive": int((~known).sum())},
+    )  # fmt: skip
+
+
+@cache
+def support() -> Task:
+    return from_table(support_table())
+
+
+TASKS = {"flchain": flchain, "synthetic": synthetic, "diabetes": diabetes, "support": support}
+TASK_FUNCTION = "efficacy_task"
+
+
+def load_task_module(path: Path) -> str:
+    """Import the task file ``path``, register the task its ``efficacy_task()`` returns in :data:`TASKS`
+    and return the task's name (contract: :mod:`benchmarks.efficacy.run`'s docstring)."""
+    import importlib.util
+
+    if not path.is_file():
+        raise TaskError(f"--task-module {path}: no such file; give a Python file that defines {TASK_FUNCTION}()")
+    module_spec = importlib.util.spec_from_file_location(f"efficacy_task_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:  # noqa: BLE001  (any failure of a foreign file is reported as the task's)
+        raise TaskError(f"--task-module {path}: importing it failed: {type(error).__name__}: {error}") from error
+    function = getattr(module, TASK_FUNCTION, None)
+    if not callable(function):
+        raise TaskError(f"--task-module {path}: defines no function {TASK_FUNCTION}() returning a TableTask")
+    spec = function()
+    if not isinstance(spec, TableTask):
+        raise TaskError(
+            f"--task-module {path}: {TASK_FUNCTION}() returned {type(spec).__name__}, not "
+            "benchmarks.efficacy.tasks.TableTask"
+        )
+    if spec.name in TASKS and getattr(TASKS[spec.name], "module", None) != path:
+        raise TaskError(f"--task-module {path}: task name {spec.name!r} is taken; choose another name")
+    built = cache(lambda: from_table(spec))
+    built.module = path
+    TASKS[spec.name] = built
+    built()  # checked now, not in a worker
+    return spec.name

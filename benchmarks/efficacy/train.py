@@ -30,12 +30,13 @@ UNCHANGED_SHARE = 0.99  # a run agreeing this much with its warm start's answers
 
 @dataclass(frozen=True)
 class Settings:
-    steps: int = 80
+    steps: int = 60
     prompts: int = 32
     rollouts: int = 4
     mini_batches: int = 2
-    eval_steps: tuple[int, ...] = (20, 40, 60, 70, 80)
-    averaged: int = 3  # headline metrics: mean of the last ``averaged`` evaluations
+    eval_steps: tuple[int, ...] = (20, 25, 30, 50, 55, 60)
+    averaged: int = 3  # headline metrics: mean of the last ``averaged`` evaluations up to a budget
+    budgets: tuple[int, ...] = (30, 60)  # training budgets (steps) at which the headline metrics are read
     warm_start_size: int = 400
     warm_start_epochs: int = 3
     hidden: int = 32
@@ -64,9 +65,10 @@ class RunResult:
     unchanged: bool = False
     agreement: float = 0.0  # share of final answers equal to the warm start's
 
-    def headline(self, averaged: int) -> dict[str, float]:
-        """Each metric averaged over the last ``averaged`` evaluations."""
-        last = self.metrics[-averaged:]
+    def headline(self, averaged: int, budget: int | None = None) -> dict[str, float]:
+        """Each metric averaged over the last ``averaged`` evaluations at or before step ``budget`` (the end)."""
+        upto = [m for step, m in zip(self.steps, self.metrics, strict=True) if budget is None or step <= budget]
+        last = upto[-averaged:]
         return {k: float(np.mean([m[k] for m in last])) for k in last[0]}
 
 
@@ -128,7 +130,7 @@ def evaluate_predictions(task: Task, cases: list[Case], codes: np.ndarray) -> di
     paper = paper_metrics(
         Predictions(
             pd.DataFrame(
-                {"data_source": task.name, "y_true": [positive if t else negative for t in truth],
+                {"data_source": [c.source for c in cases], "y_true": [positive if t else negative for t in truth],
                  "y_pred": [both[c] for c in codes], **groups}
             ),
             list(task.attributes),
@@ -136,7 +138,7 @@ def evaluate_predictions(task: Task, cases: list[Case], codes: np.ndarray) -> di
     )  # fmt: skip
     frame = pd.DataFrame(
         {
-            "data_source": task.name,
+            "data_source": [c.source for c in cases],
             "y_true": [positive if t else frozenset() for t in truth],
             "y_pred": [positive if c == 1 else frozenset() for c in codes],
             **groups,
@@ -194,7 +196,7 @@ def train(spec: RunSpec, settings: Settings, start: dict) -> RunResult:
     torch.set_num_threads(1)
     task, vocab = task_and_vocab(spec.task)
     evaluation = getattr(task, spec.split)
-    algorithm = OmegaConf.create(algorithm_config(spec.arm, task.attributes, spec.strength))
+    algorithm = OmegaConf.create(algorithm_config(spec.arm, task.attributes, task.positive_key, spec.strength))
     actor = OmegaConf.create(
         {"clip_ratio": 0.2, "clip_ratio_low": 0.2, "clip_ratio_high": 0.2, "clip_ratio_c": 3.0,
          "global_batch_info": {"dp_size": 1}}
@@ -220,7 +222,7 @@ def train(spec: RunSpec, settings: Settings, start: dict) -> RunResult:
         rewards = torch.zeros(len(responses), RESPONSE_LENGTH)
         rewards[torch.arange(len(responses)), mask.sum(-1) - 1] = scores
         uids = [f"{spec.seed}-{step}-{i}" for i in range(len(cases))]
-        context.publish({u: (task.name, c.key, label_key(c.label)) for u, c in zip(uids, cases, strict=True)})
+        context.publish({u: (c.source, c.key, label_key(c.label)) for u, c in zip(uids, cases, strict=True)})
         data = DataProto.from_dict(
             tensors={"token_level_rewards": rewards, "response_mask": mask},
             non_tensors={"uid": np.array(uids, dtype=object).repeat(n)},
