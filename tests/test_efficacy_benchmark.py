@@ -82,3 +82,73 @@ def test_every_split_keeps_both_groups_of_every_attribute(task):
     for part in (spec.fit, spec.validation, spec.test):
         for attribute in spec.attributes:
             assert len({c.groups[attribute] for c in part}) >= 2
+
+
+TASK_FILE = """
+import numpy as np
+import pandas as pd
+
+from benchmarks.efficacy.tasks import TableTask
+
+
+def efficacy_task() -> TableTask:
+    rng = np.random.default_rng(0)
+    n = 600
+    marker = rng.normal(size=n)
+    frame = pd.DataFrame({
+        "hospital": rng.choice(["north", "south"], size=n),
+        "sex": rng.choice(["female", "male"], size=n),
+        "age": rng.integers(30, 90, size=n),
+        "marker": marker,
+        "smoker": rng.choice(["yes", "no"], size=n),
+        "outcome": np.where(marker + rng.normal(scale=0.5, size=n) > 0, "sick", "well"),
+    })
+    return TableTask("outside", frame, "outcome", ("sick", "well"), ("sex", "age"), ("marker", "smoker"),
+                     ("sex", "M"), source="hospital")
+"""
+
+
+def _efficacy(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.efficacy", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_a_task_module_outside_the_repository_is_listed_and_runs_in_quick_mode(tmp_path):
+    task_file = tmp_path / "outside_task.py"
+    task_file.write_text(TASK_FILE)
+    listed = _efficacy("--task-module", str(task_file), "--list-tasks")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert "outside: 600 rows" in listed.stdout and "data sources: north (" in listed.stdout
+    assert "groups: sex=F (" in listed.stdout and "age=A2 (" in listed.stdout
+    assert "support: 9105 rows" in listed.stdout and "flchain: 7679 rows" in listed.stdout
+    quick = _efficacy("--task-module", str(task_file), "--quick")
+    assert quick.returncode == 0, quick.stderr[-3000:]
+    assert "### Task: outside" in quick.stdout and "| north |" in quick.stdout and "### Goal" in quick.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def something_else():\n    pass\n", "defines no function efficacy_task()"),
+        (TASK_FILE.replace('"outcome", ("sick", "well")', '"outcome", ("ill", "well")'), "not one of the labels"),
+        (TASK_FILE.replace('("marker", "smoker")', '("marker", "smoking")'), "column(s) ['smoking'] not in the frame"),
+        ("raise RuntimeError('no data here')\n", "importing it failed: RuntimeError: no data here"),
+    ],
+)
+def test_a_bad_task_module_stops_with_a_message_naming_the_file_and_the_fix(tmp_path, capsys, source, message):
+    from benchmarks.efficacy.run import main
+
+    task_file = tmp_path / "bad_task.py"
+    task_file.write_text(source)
+    assert main(["--task-module", str(task_file), "--list-tasks"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --task-module {task_file}: ") and message in error
+
+
+def test_an_altered_support_file_is_refused_before_it_is_unpickled(tmp_path, monkeypatch):
+    from benchmarks.efficacy import tasks
+
+    monkeypatch.setattr(tasks, "SUPPORT_SHA256", "0" * 64)
+    with pytest.raises(tasks.TaskError, match="SHA-256 .* expected 0{64} .*pip install survset==0.2.11"):
+        tasks.support_table()

@@ -425,8 +425,11 @@ def load_task_module(path: Path) -> str:
         )
     if spec.name in TASKS and getattr(TASKS[spec.name], "module", None) != path:
         raise TaskError(f"--task-module {path}: task name {spec.name!r} is taken; choose another name")
-    built = cache(lambda: from_table(spec))
+    try:
+        task = from_table(spec)  # checked now, not in a worker
+    except TaskError as error:
+        raise TaskError(f"--task-module {path}: {error}") from None
+    built = cache(lambda: task)
     built.module = path
     TASKS[spec.name] = built
-    built()  # checked now, not in a worker
     return spec.name
