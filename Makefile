@@ -9,7 +9,7 @@ VLLM_VENV  ?= .venv-vllm
 VLLM_PY    := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: setup setup-vllm lint test test-vllm demo bench wheel headers upstream clean
+.PHONY: setup setup-vllm lint test test-vllm demo bench wheel headers upstream check-verl clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,12 @@ upstream: setup
 	@test -n "$(VERL_SRC)" || { echo "usage: make upstream VERL_SRC=<a verl git repository>"; exit 2; }
 	PYTHON=$(abspath $(PY)) upstream/apply_and_test.sh $(VERL_SRC)
 
+# the RayPPOTrainer tests against a verl source tree (e.g. verl's neo branch) in .venv-verl, which shadows the
+# installed verl with it (scripts/check_verl.sh; README "Which verl")
+check-verl: setup
+	@test -n "$(VERL_SRC)" || { echo "usage: make check-verl VERL_SRC=<a verl source tree>"; exit 2; }
+	VENV=$(VENV) scripts/check_verl.sh $(VERL_SRC)
+
 # the installable wheel in dist/ (build/ removed first so files deleted from the tree stay out of it)
 wheel: setup
 	rm -rf build
@@ -72,4 +78,4 @@ headers:
 	$(PYTHON) tests/test_license_headers.py --fix
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache outputs build dist
+	rm -rf $(VENV) $(VLLM_VENV) .venv-verl .pytest_cache outputs build dist
