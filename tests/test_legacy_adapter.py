@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from verl import DataProto
 from verl.trainer.ppo import ray_trainer
 
+from verl_fair import patches
 from verl_fair.algorithm.state import STATE_FILE, read_state
 from verl_fair.integration import context, legacy
 
@@ -77,6 +78,8 @@ def test_the_step_logs_v1s_metrics_once():
 
 def test_a_v1_batch_keeps_the_samplers_labels():
     """v1 hands compute_advantage uids only: the labels the sampler published reach the estimator."""
+    if not patches.v1_trainer_available():
+        pytest.skip("this verl has no v1 trainer (verl 0.8, verl's neo branch)")
     from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
     batch = make_batch(PROMPTS[:2])

@@ -49,9 +49,15 @@ class VerlInternal:
             modules += [c.partition(":")[0] for c in self.callers if c.partition(":")[0] not in modules]
         return tuple(modules)
 
+    @property
+    def v1_only(self) -> bool:
+        """Whether only verl's v1 trainer uses this name (verl 0.8 and verl's neo branch have no v1 trainer)."""
+        return _in_v1(self.module)
+
     def problems(self) -> list[str]:
         """Why a wrap of this name would miss a caller: the name is defined elsewhere, or a caller no longer
-        calls it, or calls another object of that name (verl moved it). Empty when every caller is reached."""
+        calls it, or calls another object of that name (verl moved it). Empty when every caller is reached.
+        Callers in the v1 trainer count only in a verl that has one (:func:`v1_trainer_available`)."""
         target = inspect.unwrap(self.resolve())
         found = []
         defined = (getattr(target, "__module__", None), getattr(target, "__qualname__", self.name))
@@ -65,6 +71,8 @@ class VerlInternal:
         expected = _resolve(self.module, owner) if constructor else target
         for caller in self.callers:
             module, _, qualname = caller.partition(":")
+            if _in_v1(module) and not v1_trainer_available():
+                continue
             function = inspect.unwrap(_resolve(module, qualname))
             if called not in function.__code__.co_names:
                 found.append(f"{caller} no longer calls {called}")
@@ -151,10 +159,7 @@ VERL_INTERNALS: tuple[VerlInternal, ...] = (
     VerlInternal("verl.workers.config", "HFModelConfig", "cpu.rollout: model settings"),
     VerlInternal("verl.workers.config", "RolloutConfig", "cpu.rollout: rollout settings"),
     VerlInternal("verl.utils.config", "omega_conf_to_dataclass", "cpu.rollout: settings to dataclasses"),
-    VerlInternal("verl.utils.tokenizer", "get_processor_token_id", "cpu.rollout: the image placeholder id"),
-    VerlInternal(
-        "verl.workers.rollout.utils", "get_vision_placeholder_token_ids", "cpu.rollout: placeholders never sampled"
-    ),
+    VerlInternal("verl.utils.tokenizer", "get_processor_token_id", "cpu.rollout: the placeholder ids never sampled"),
     VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset", "cpu.vision: subclassed (Pillow-only images)"),
     VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset._process_multi_modal_info", "cpu.vision: overridden"),
     VerlInternal("verl.utils.dataset.rl_dataset", "RLHFDataset.process_vision_info", "cpu.vision: overridden"),
@@ -182,6 +187,21 @@ VERL_INTERNALS += VLLM_INTERNALS
 _TABLE = {(entry.module, entry.name): entry for entry in VERL_INTERNALS}
 
 
+# the modules only verl's v1 trainer (``trainer.use_v1=True``) imports
+V1_MODULES = ("verl.trainer.ppo.v1", "verl.trainer.ppo.checkpoint_callback", "transfer_queue")
+
+
+def _in_v1(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in V1_MODULES)
+
+
+@functools.cache
+def v1_trainer_available() -> bool:
+    """Whether this verl's ``main_ppo`` can run the v1 trainer: verl 0.9 can; verl 0.8 and verl's neo branch
+    (which refuses ``trainer.use_v1=True``) run ``RayPPOTrainer`` only."""
+    return hasattr(importlib.import_module("verl.trainer.main_ppo"), "TaskRunnerV1")
+
+
 def _resolve(module: str, dotted: str) -> Any:
     value: Any = importlib.import_module(module)
     for part in dotted.split("."):
@@ -190,9 +210,11 @@ def _resolve(module: str, dotted: str) -> Any:
 
 
 def wrap_problems(internals: tuple[VerlInternal, ...] = VERL_INTERNALS) -> list[str]:
-    """Every wrapped name's :meth:`VerlInternal.problems` (``verl-fair doctor`` reports them)."""
+    """Every wrapped name's :meth:`VerlInternal.problems` (``verl-fair doctor`` reports them); the v1 trainer's
+    names only in a verl that has one."""
     found = []
-    for internal in (i for i in internals if i.callers):
+    v1 = v1_trainer_available()
+    for internal in (i for i in internals if i.callers and (v1 or not i.v1_only)):
         try:
             found += internal.problems()
         except (ImportError, AttributeError) as gone:  # a module or a name verl no longer has

@@ -12,13 +12,15 @@ from importlib import metadata
 from verl_fair.configs import folder as configs_folder
 from verl_fair.cpu import vllm_rollout
 
-SUPPORTED_VERL = ("0.9.1", "0.10")
+SUPPORTED_VERL = ("0.9.1", "0.10")  # tested in CI with 0.9.1; README's "Which verl" lists the others
+V1_ONLY_IMPORTS = ("transfer_queue", "verl_fair.integration.sampler")
 
 # Runs in a fresh interpreter, as verl's Ray workers start: import verl, then what a run loads.
 PROBE = """
 import importlib, json, logging, sys
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 import verl
+from verl_fair.patches import v1_trainer_available, wrap_problems
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY as registry
 fn = registry.get("fair_grpo")
 imports = {}
@@ -28,9 +30,11 @@ for name in ("ray", "transfer_queue", "verl_fair.integration.sampler", "verl_fai
         imports[name] = None
     except Exception as error:
         imports[name] = repr(error)
-from verl_fair.patches import wrap_problems
-print(json.dumps({"verl": verl.__version__, "registered": fn is not None,
-                  "module": getattr(fn, "__module__", None), "imports": imports, "wraps": wrap_problems()}))
+with open(verl.__file__) as source:
+    entry_points = "verl.plugins" in source.read()
+print(json.dumps({"verl": verl.__version__, "registered": fn is not None, "module": getattr(fn, "__module__", None),
+                  "imports": imports, "wraps": wrap_problems(), "v1": v1_trainer_available(),
+                  "entry_points": entry_points}))
 """
 
 # Connects to the GCS at sys.argv[1] as ``ray.init`` does first, once.
@@ -40,7 +44,6 @@ GCS_HANDSHAKE = "import sys; from ray._raylet import GcsClient; GcsClient(addres
 def check(config_path: str | None, config_name: str, overrides: list[str], cluster: str | None = None) -> int:
     """Check the installation in a fresh process, then what a run with these overrides will do; with
     ``cluster``, also every node of that running Ray cluster."""
-    from packaging.version import Version
 
     ok = True
     entry_points = [ep for ep in metadata.entry_points(group="verl.plugins") if ep.value.startswith("verl_fair")]
@@ -56,11 +59,8 @@ def check(config_path: str | None, config_name: str, overrides: list[str], clust
         return 1
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     low, high = SUPPORTED_VERL
-    if Version(low) <= Version(found["verl"]) < Version(high):
-        print(f"[ok] verl {found['verl']} (supported: >={low},<{high})")
-    else:
-        ok = False
-        print(f"[FAIL] verl {found['verl']} is outside the supported range >={low},<{high}")
+    for line in verl_support(found["verl"], found["v1"], found["entry_points"]):
+        print(line)
     if found["registered"]:
         print(f"[ok] fair_grpo registered by {found['module']} in a fresh process")
     else:
@@ -71,6 +71,9 @@ def check(config_path: str | None, config_name: str, overrides: list[str], clust
             + ("\n".join(failures[-10:]) or "No plugin error was logged; is VERL_USE_EXTERNAL_PLUGINS set to 'none'?")
         )
     for name, error in found["imports"].items():
+        if error is not None and name in V1_ONLY_IMPORTS and not found["v1"]:
+            print(f"[--] import {name} (the v1 trainer's only): {error}")
+            continue
         ok &= error is None
         print(f"[ok] import {name}" if error is None else f"[FAIL] import {name}: {error}")
     if found["wraps"]:
@@ -80,13 +83,42 @@ def check(config_path: str | None, config_name: str, overrides: list[str], clust
             f"versions >={low},<{high}:\n  " + "\n  ".join(found["wraps"])
         )
     else:
-        print("[ok] verl-fair's wraps reach every caller in this verl (both trainers)")
+        trainers = "both trainers" if found["v1"] else "RayPPOTrainer"
+        print(f"[ok] verl-fair's wraps reach every caller in this verl ({trainers})")
     seen, why = vllm_rollout.visibility()
     print(f"[{'ok' if seen else '--'}] {why}")  # needed only by actor_rollout_ref.rollout.name=vllm
     if not ok:
         return 1
     code = _plan(config_path, config_name, overrides)
     return code or (check_cluster(cluster) if cluster else 0)
+
+
+def verl_support(version: str, v1: bool, entry_points: bool) -> list[str]:
+    """What verl-fair can and cannot do on this verl, one doctor line each: the version against the tested
+    range, which trainers run FairGRPO, and how the plugin is loaded."""
+    from packaging.version import Version
+
+    low, high = SUPPORTED_VERL
+    trainers = "RayPPOTrainer (trainer.use_v1=False) and the v1 trainer" if v1 else "RayPPOTrainer only"
+    lines = [
+        f"[ok] verl {version}: FairGRPO on {trainers}"
+        if Version(low) <= Version(version) < Version(high)
+        else f"[--] verl {version} is outside the range tested in CI (>={low},<{high}): FairGRPO on {trainers}; "
+        "the wraps check below says whether verl-fair still reaches it"
+    ]
+    if not v1:
+        lines.append(
+            f"[--] verl {version} has no v1 trainer: labels, fair/* metrics and the checkpointed state come through "
+            "RayPPOTrainer; the metadata sampler (trainer.v1.sampler) and FairStateCallback "
+            "(trainer.checkpoint_callback_class) go unused. Run with trainer.use_v1=False"
+        )
+    if not entry_points:
+        lines.append(
+            f"[--] verl {version} loads no verl.plugins entry points: set VERL_USE_EXTERNAL_MODULES=verl_fair.plugin "
+            "(add ,verl_fair.cpu.plugin for the CPU backend) for the driver and in "
+            "ray_kwargs.ray_init.runtime_env.env_vars"
+        )
+    return lines
 
 
 def node_report() -> dict:

@@ -43,7 +43,7 @@ HYDRA_OVERRIDES = (
     # one logical GPU is the worker slot; logical CPUs are oversubscribed for TransferQueue's actors
     "++ray_kwargs.ray_init.num_gpus=1",
     "ray_kwargs.ray_init.num_cpus=32",
-    "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+    "++transfer_queue.backend.SimpleStorage.num_data_storage_units=1",  # verl 0.9's; ++ where verl has no TransferQueue
     # fewer processes: one reward worker instead of 8 and no Ray dashboard (3 GB less, 30 s sooner on 2 cores)
     "reward.num_workers=1",
     "++ray_kwargs.ray_init.include_dashboard=false",

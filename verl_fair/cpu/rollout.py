@@ -37,7 +37,7 @@ from verl.utils.tokenizer import get_processor_token_id
 from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
-from verl.workers.rollout.utils import ensure_async_iterator, get_vision_placeholder_token_ids
+from verl.workers.rollout.utils import ensure_async_iterator
 
 from verl_fair.cpu import ROLLOUT_NAME
 
@@ -97,7 +97,9 @@ class TransformersServer:
         self.pad_token_id = generation.pad_token_id if generation.pad_token_id is not None else generation.eos_token_id
         self.image_token_id = get_processor_token_id(self.processor, "image")
         # never sampled, as on verl's vLLM server: a placeholder with no image behind it breaks get_rope_index
-        self.banned_token_ids = get_vision_placeholder_token_ids(self.processor) if self.processor is not None else []
+        modalities = ("image", "video") if self.processor is not None else ()
+        placeholders = (get_processor_token_id(self.processor, modality) for modality in modalities)
+        self.banned_token_ids = [token for token in placeholders if token is not None]
         self.global_steps: int | None = None
         self.counts = ImageCounts()
         self._lock = threading.Lock()  # one generation or weight load at a time

@@ -20,7 +20,10 @@ import logging
 import os
 from pathlib import Path
 
-from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
+try:
+    from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
+except ImportError:  # verl 0.8 and verl's neo branch: no v1 trainer to call it; RayPPOTrainer's wraps (legacy) do
+    CheckpointCallback = object
 
 from verl_fair.algorithm.state import STATE_FILE, StateError, read_state, write_state
 from verl_fair.config import FairGRPOConfig

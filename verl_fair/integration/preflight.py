@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from verl_fair.algorithm.state import STATE_FILE
 from verl_fair.config import FairGRPOConfig, FairGRPOConfigError, plain
+from verl_fair.patches import v1_trainer_available
 from verl_fair.reward_fns.clinical_diagnosis import DEFAULT_AGE_BINS, parse_settings
 
 SAMPLER_PATH = "pkg://verl_fair.integration.sampler"
@@ -57,7 +58,12 @@ def plan_run(config) -> RunPlan:
             "negative rewards its advantages can disagree in sign with GRPO's, and the estimator warns once."
         )
     _check_reward(config, fair, plan)
-    if config.trainer.get("use_v1", True):
+    if config.trainer.get("use_v1", True) and not v1_trainer_available():
+        plan.problems.append(
+            "trainer.use_v1=True, but this verl has no v1 trainer (verl 0.8 and verl's neo branch run RayPPOTrainer "
+            "only): set trainer.use_v1=False, which keeps FairGRPO's labels, metrics and checkpointed state."
+        )
+    elif config.trainer.get("use_v1", True):
         _plan_v1(config, fair, plan)
     else:
         folder = os.path.join(str(config.trainer.default_local_dir), "global_step_<N>", STATE_FILE)
