@@ -39,7 +39,7 @@ $(VLLM_STAMP): pyproject.toml constraints-vllm.txt verl_fair/cpu/vllm_rollout.py
 	$(VLLM_PY) -c "import vllm, verl.workers.rollout.vllm_rollout.vllm_async_server, verl_fair.cpu.vllm_worker"
 	touch $(VLLM_STAMP)
 
-# verl's vLLM rollout end to end on CPU (tests/test_e2e_vllm.py, which skips without $(VLLM_VENV))
+# verl's vLLM rollout end to end on CPU alone (tests/test_e2e_vllm.py, which skips without $(VLLM_VENV))
 test-vllm: setup setup-vllm
 	$(PY) -m pytest -q tests/test_e2e_vllm.py
 
@@ -48,7 +48,8 @@ lint: setup
 	$(PY) -m ruff check verl_fair reward_fns benchmarks tests recipes
 	$(PY) -m ruff format --check verl_fair reward_fns benchmarks tests recipes
 
-test: lint
+# the suite, tests/test_e2e_vllm.py included (verl's vLLM rollout from .venv-vllm)
+test: lint setup-vllm
 	$(PY) -m pytest -q tests
 
 demo: setup
