@@ -82,8 +82,9 @@ def analyse(results: dict) -> dict:
     for arm, strength in meta["confirmatory"]:
         mine = [r for r in confirmatory if r["spec"]["arm"] == arm and r["spec"]["strength"] == strength]
         out["arms"][arm_name(arm, strength)] = {
-            "mean": {m: float(np.mean([r["budgets"][last][m] for r in mine])) for m in SHOWN},
-            "std": {m: float(np.std([r["budgets"][last][m] for r in mine])) for m in SHOWN},
+            # nan-aware: a run that never answers the positive class has no PPV gap
+            "mean": {m: float(np.nanmean([r["budgets"][last][m] for r in mine])) for m in SHOWN},
+            "std": {m: float(np.nanstd([r["budgets"][last][m] for r in mine])) for m in SHOWN},
             "collapsed": float(np.mean([r["collapsed"] for r in mine])),
             "unchanged": float(np.mean([r["unchanged"] for r in mine])),
             "signal_share": np.mean([r["signal_share"] for r in mine], axis=0).tolist(),
@@ -199,15 +200,24 @@ def _goal_lines(results: dict) -> list[str]:
     lines = ["### Goal", ""]
     if goal["met_by"]:
         lines.append(f"Met by {', '.join(goal['met_by'])}.")
+        arms = results["analysis"]["arms"]
+        for arm in goal["met_by"]:
+            if arms[arm]["collapsed"] >= 0.5:
+                lines.append(
+                    f"But {100 * arms[arm]['collapsed']:.0f} % of {arm}'s runs collapsed (one answer on at least 99 % "
+                    "of the test split): its gaps are a constant answer's, not a fairer classifier's."
+                )
     else:
         lines.append(
             f"Not met: no confirmatory arm cuts PP by {100 * GOAL_CUT:.0f} % or more against GRPO with Holm-adjusted "
             f"p below {ALPHA} and the lower end of F1's interval at least -{GOAL_F1_LOSS}."
         )
-    lines += ["", *_header("arm", "PP change", "PP Holm p", "F1 lower bound", "met")]
+    arms = results["analysis"]["arms"]
+    lines += ["", *_header("arm", "PP change", "PP Holm p", "F1 lower bound", "met", "runs collapsed (GRPO's)")]
     for arm, why in goal["arms"].items():
+        collapsed = f"{100 * arms[arm]['collapsed']:.0f} % ({100 * arms[BASELINE]['collapsed']:.0f} %)"
         lines.append(_row([arm, f"{100 * why['pp_relative']:+.1f} %", f"{why['pp_p_holm']:.3g}",
-                           f"{why['f1_low']:+.4f}", "yes" if why["met"] else "no"]))  # fmt: skip
+                           f"{why['f1_low']:+.4f}", "yes" if why["met"] else "no", collapsed]))  # fmt: skip
     return [*lines, ""]
 
 
