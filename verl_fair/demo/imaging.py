@@ -1,12 +1,15 @@
 """The image demo's clinical task: synthetic chest scans where a nodule decides the diagnosis, generated
 offline in a second, written as real PNG and JPEG files and prepared with ``verl-fair prepare table``.
 
-Each patient has a sex, an age and one greyscale scan (textured tissue, about 112 x 112 pixels). Half
-the patients have a nodule, a bright round spot, and their diagnosis is ``nodule``; the others are
-``normal``. The groups differ in how the marker shows, as imaging findings do across patients: women
-(the minority, 30 %) have fainter nodules, patients aged 50 or over smaller ones, so the same finding
-is harder to see for some groups. The question text is the same for every patient: only the image
-tells the answer. Even-numbered patients are saved as greyscale PNG, odd-numbered ones as RGB JPEG.
+Each patient has a sex, an age and one small greyscale scan (faintly textured tissue, 56 to 84 pixels
+wide). Half the patients have a nodule and their diagnosis is ``nodule``; the others are ``normal``.
+Men's nodules are solid, a small bright spot (smaller from age 50); women's show as ground-glass, a
+larger faint haze, as subsolid nodules are commoner in women. The historical reads the model first learns
+from (``recorded``) miss :data:`MISSED` of the hazy ones, calling them normal, as faint findings are
+missed in real reads; the reward scores the true finding. The question text is the same for every
+patient: only the scan tells the answer (an oracle reading it scores 100 %). Women are the minority
+(30 %). Even-numbered patients are saved as greyscale PNG, odd-numbered ones as RGB JPEG. The numbers
+are made up: this is a teaching task, not clinical data.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from verl_fair.demo.patients import write_table
 DATA_SOURCE = "chest_scan"
 LABELS = ("nodule", "normal")
 QUESTION = "Is there a nodule in this chest scan? Options: nodule, normal."
-SIZES = ((112, 112), (128, 100), (140, 112))  # (width, height); 128 x 100 is resized to the 28-pixel grid
+SIZES = ((56, 56), (64, 50), (84, 56))  # (width, height); 64 x 50 is resized to the 28-pixel grid
+MISSED = 0.6  # of women's (ground-glass) nodules that the historical reads call normal
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,10 @@ class Marker:
 
 
 def marker(sex: str, age: int) -> Marker:
-    """Fainter for women, smaller from age 50: the minority's findings are the harder ones to see."""
-    return Marker(contrast=30.0 if sex == "F" else 80.0, radius=5.0 if age >= patients.AGE_SPLIT else 9.0)
+    """A faint ground-glass haze for women, a bright solid spot for men, smaller from age 50."""
+    if sex == "F":
+        return Marker(contrast=35.0, radius=14.0)
+    return Marker(contrast=100.0, radius=5.0 if age >= patients.AGE_SPLIT else 8.0)
 
 
 def scan(rng: np.random.Generator, size: tuple[int, int], nodule: Marker | None) -> np.ndarray:
@@ -48,18 +54,19 @@ def scan(rng: np.random.Generator, size: tuple[int, int], nodule: Marker | None)
     width, height = size
     coarse = Image.fromarray(rng.normal(0.0, 1.0, (height // 12 + 2, width // 12 + 2)).astype(np.float32), mode="F")
     texture = np.asarray(coarse.resize((width, height), Image.Resampling.BICUBIC))
-    values = 100.0 + 9.0 * texture + rng.normal(0.0, 4.0, (height, width))
+    values = 100.0 + 3.0 * texture + rng.normal(0.0, 3.0, (height, width))
     if nodule is not None:
-        margin = nodule.radius * 2
+        margin = min(2 * nodule.radius, min(width, height) / 2 - 4)  # inside the scan, off its edges
         cy, cx = rng.uniform(margin, height - margin), rng.uniform(margin, width - margin)
         y, x = np.mgrid[0:height, 0:width]
         values += nodule.contrast * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * nodule.radius**2))
     return np.clip(values, 0, 255).astype(np.uint8)
 
 
-def write_task(folder: str | Path, patients: int = 240, female_share: float = 0.3, seed: int = 0) -> Path:
+def write_task(folder: str | Path, patients: int = 560, female_share: float = 0.3, seed: int = 0) -> Path:
     """Scans of ``patients`` patients in ``folder`` and a CSV (``patient``, ``image``, ``sex``, ``age``,
-    ``finding``) beside them; the CSV's path."""
+    ``finding``, ``recorded``) beside them; the CSV's path. ``finding`` is the truth the reward scores
+    against, ``recorded`` what the historical reads say: :data:`MISSED` of women's nodules read as normal."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -67,15 +74,25 @@ def write_task(folder: str | Path, patients: int = 240, female_share: float = 0.
     for number in range(patients):
         sex = "F" if rng.random() < female_share else "M"
         age = int(rng.integers(20, 86))
-        finding = LABELS[int(rng.random() < 0.5)]
-        pixels = scan(rng, SIZES[number % len(SIZES)], marker(sex, age) if finding == "nodule" else None)
+        nodule = bool(rng.random() < 0.5)
+        missed = nodule and sex == "F" and rng.random() < MISSED
+        pixels = scan(rng, SIZES[number % len(SIZES)], marker(sex, age) if nodule else None)
         if number % 2 == 0:
             name = f"scan_{number:03d}.png"
             Image.fromarray(pixels, mode="L").save(folder / name)
         else:
             name = f"scan_{number:03d}.jpg"
             Image.fromarray(pixels, mode="L").convert("RGB").save(folder / name, quality=90)
-        rows.append({"patient": f"p{number:03d}", "image": name, "sex": sex, "age": age, "finding": finding})
+        rows.append(
+            {
+                "patient": f"p{number:03d}",
+                "image": name,
+                "sex": sex,
+                "age": age,
+                "finding": LABELS[0] if nodule else LABELS[1],
+                "recorded": LABELS[0] if nodule and not missed else LABELS[1],
+            }
+        )
     return write_table(folder, rows)
 
 
@@ -88,14 +105,15 @@ def prepare(folder: str | Path, options: list[str], seed: int = 0) -> int:
 
 def build_inputs(workdir: Path, seed: int = 0) -> None:
     """The scans and their table in ``workdir/scans``, the parquet files in ``workdir/data`` and the
-    warm-started tiny Qwen2.5-VL in ``workdir/model``."""
+    tiny Qwen2.5-VL in ``workdir/model``, warm-started on the historical reads."""
     from verl_fair.demo import vlm
 
     options = ["--output", str(workdir / "data"), "--val-fraction", "0.25", "--seed", str(seed)]
     code = prepare(workdir / "scans", options, seed=seed)
     if code:
         raise RuntimeError(f"preparing the image demo data failed (exit code {code})")
-    vlm.build(workdir / "model", examples(workdir / "data" / "train.parquet"), majority="M", seed=seed)
+    records = examples(workdir / "data" / "train.parquet", workdir / "scans" / patients.TABLE)
+    vlm.build(workdir / "model", records, seed=seed)
 
 
 def images_line(log: str) -> str:
@@ -113,9 +131,10 @@ def images_line(log: str) -> str:
     )
 
 
-def examples(parquet: str | Path) -> list[Example]:
-    """The prompts of a prepared file as chat messages with their images (PIL) in place of ``<image>``, the
-    gold answer boxed, grouped by sex."""
+def examples(parquet: str | Path, table: str | Path) -> list[Example]:
+    """The prompts of a prepared file as chat messages with their images (PIL) in place of ``<image>``, with
+    the finding the historical reads give (``table``'s ``recorded``), boxed: what a model learns from them."""
+    recorded = pd.read_csv(table, index_col="patient")["recorded"]
     frame = pd.read_parquet(parquet)
     out = []
     for row in frame.itertuples():
@@ -129,7 +148,7 @@ def examples(parquet: str | Path) -> list[Example]:
         out.append(
             Example(
                 messages=[{"role": message["role"], "content": parts}],
-                answer=f"\\boxed{{{row.reward_model['ground_truth']}}}",
+                answer=f"\\boxed{{{recorded[row.extra_info['source_id']]}}}",
                 group=str(row.extra_info["demographics"]["sex"]),
             )
         )

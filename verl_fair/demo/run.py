@@ -4,19 +4,20 @@
     python -m verl_fair.demo --modality image     # the same with images, into outputs/demo-image
     .venv-vllm/bin/python -m verl_fair.demo --rollout vllm   # rollouts by verl's vLLM server (make setup-vllm)
 
-Builds the task (scikit-learn's diabetes cohort, :mod:`verl_fair.demo.data`) and a tiny warm-started
-model (:mod:`verl_fair.demo.model`), then runs ``python -m verl.trainer.main_ppo`` with the shipped
-``fair_grpo_trainer`` config on the CPU backend (:mod:`verl_fair.cpu`): ``fair_grpo`` with labels,
-the clinical reward, the metadata sampler, checkpointing and validation before and after training.
-Prints a per-group table and writes ``verl-fair report`` output (Markdown, JSON, plots).
+Builds the task (chest-pain triage vignettes, :mod:`verl_fair.demo.vignettes`) and a tiny model
+warm-started on its historical records (:mod:`verl_fair.demo.model`), then runs
+``python -m verl.trainer.main_ppo`` with the shipped ``fair_grpo_trainer`` config on the CPU backend
+(:mod:`verl_fair.cpu`): ``fair_grpo`` with labels, the clinical reward, the metadata sampler,
+checkpointing and validation before and after training. Prints a per-group table and writes
+``verl-fair report`` output (Markdown, JSON, plots).
 
 Everything lands in ``--output``: ``data/``, ``model/``, ``train.log`` (the trainer's output),
 ``metrics.jsonl`` (every logged metric, per step), ``checkpoints/``, ``validation/`` (per-sample
 validation dumps) and ``report/``.
 
 ``--modality image`` swaps task and model: synthetic chest scans saved as PNG and JPEG files, where a
-nodule decides the diagnosis and shows fainter or smaller for some groups (:mod:`verl_fair.demo.imaging`),
-and a tiny warm-started Qwen2.5-VL with an image-only processor (:mod:`verl_fair.demo.vlm`).
+nodule decides the diagnosis and the historical reads miss most women's (:mod:`verl_fair.demo.imaging`),
+and a tiny Qwen2.5-VL with an image-only processor warm-started on those reads (:mod:`verl_fair.demo.vlm`).
 """
 
 from __future__ import annotations
