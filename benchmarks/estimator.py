@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Time fair_grpo against verl's grpo and grpo_vectorized at paper scale, after 10/100/1000 steps.
 
     python -m benchmarks.estimator            # paper scale: 512 prompts x 10 rollouts x 4096 tokens

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Per-step cost of latent group discovery at paper scale: 512 prompts x 10 rollouts, 7 data sources,
 every prompt unlabelled, after 10, 1000 and 10000 steps of history.
 

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Time of a fairness report: the library over 100,000 predictions (8 groups per attribute, 2 attributes),
 and the ``verl-fair report`` command over a 1,000,000-row parquet file of label strings (target: 10 s).
 

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Printing benchmark results and appending them to benchmarks/RESULTS.md."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Throughput and worst-case latency of the clinical-diagnosis reward.
 
     python -m benchmarks.reward [--write]

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Clinical-diagnosis reward for verl: set-F1 between the predicted and the gold diagnoses.
 
 Use it from an installed verl-fair or from a checkout::

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # Run verl-fair's RayPPOTrainer tests against a verl source tree (e.g. a clone of verl's `neo` branch).
 #
 #   scripts/check_verl.sh VERL_SRC [PYTEST_ARGS...]      (or: make check-verl VERL_SRC=PATH)

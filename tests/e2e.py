@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Running ``python -m verl.trainer.main_ppo`` as a subprocess for the end-to-end tests: its output, exit
 code, wall time, peak memory and logged metrics."""
 

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Batch builders shared by the tests."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """An independent, loop-based reading of the authors' ``fair_grpo_nd`` (docs/method.md §5 and §6).
 
 Every prompt is clustered within its data source over the data source's whole history; clusters are

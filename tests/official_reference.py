@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """An independent, loop-based reading of the authors' ``fair_grpo`` (docs/method.md §2 and §6).
 
 Everything is recomputed from the full history at every step, row by row, exactly as the method

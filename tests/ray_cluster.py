@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """A real multi-node Ray cluster on this host for the tests: a head node and worker nodes, each started with
 ``ray start --block`` in its own session and temp dir, offering one logical GPU (the CPU backend's worker
 slot), stopped by their own process ids."""

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Validation dumps shaped as verl's ``trainer.validation_data_dir`` writes them, scored by the reward."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The benchmarks stay runnable (their quick modes; the numbers live in benchmarks/RESULTS.md)."""
 
 import subprocess

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The checkpoint callback: a resumed run gives the advantages of an uninterrupted one."""
 
 import logging

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """FairGRPO on a Ray cluster started beforehand: two Ray nodes on this host (:mod:`ray_cluster`), each with
 one logical GPU, ``main_ppo`` connecting to it with ``trainer.nnodes=2`` (FSDP world size 2 across the
 nodes), a checkpoint and a resume on the same cluster; FSDP world size 2 on one node; and ``verl-fair

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The shipped YAML declares every knob with the defaults the code uses."""
 
 from importlib import resources

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The CPU backend's parts: verl internals it relies on, activation only on request, the rollout server."""
 
 from __future__ import annotations

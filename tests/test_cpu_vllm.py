@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """What verl's vLLM rollout needs on the host (verl_fair.cpu.vllm_rollout), without vLLM: the overrides, the
 KV-cache size the CPU platform hands vLLM's server, and the ``vllm`` name verl looks vLLM up by."""
 

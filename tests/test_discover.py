@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl-fair discover: offline clusters of feature vectors become explicit groups."""
 
 import json

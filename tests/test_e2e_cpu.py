@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl's real trainer end to end on CPU: ``python -m verl.trainer.main_ppo`` subprocesses with the CPU
 backend, the demo's chest-pain task and its tiny model, warm-started briefly so that rollouts get varying
 rewards in every group.

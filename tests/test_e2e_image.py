@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Images end to end on CPU: PNG and JPEG scans -> ``verl-fair prepare table --image-column`` -> verl's
 ``RLHFDataset`` with the tiny Qwen2.5-VL's processor -> the CPU rollout -> the clinical reward ->
 ``fair_grpo`` with labels through the sampler -> checkpoint and resume -> validation dumps -> report.

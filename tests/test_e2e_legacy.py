@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl's RayPPOTrainer (``trainer.use_v1=False``) end to end on CPU, with the shipped config and no switch:
 labelled FairGRPO, its metrics, and its state checkpointed and restored.
 

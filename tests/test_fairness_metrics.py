@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Fairness metrics: fairlearn's numbers, hand-computed toys, the paper's conventions, edge cases."""
 
 import warnings

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The shipped Hydra config through verl's real CLI (``--cfg job``), and the doctor's verdicts."""
 
 import socket

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl_fair.data.imaging on DICOM, NIfTI and video files written here in those formats."""
 
 import csv

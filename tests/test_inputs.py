@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Rows verl really sends: padding, one rollout, uneven rollouts, zero rewards, NaN, bad settings."""
 
 import numpy as np

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Latent groups of UNK prompts: elbow rule, bounded memory, stable ids, determinism."""
 
 import numpy as np

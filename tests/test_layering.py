@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The pure math stays apart from verl: ``algorithm/``, ``groups/`` and ``normalise/`` import no verl glue."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """FairGRPO on verl's RayPPOTrainer: labels, metrics and state through the plugin's wraps, with no switch."""
 
 import os

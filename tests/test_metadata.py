@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Where per-prompt domains and groups come from: the batch, the published uid table, or nowhere."""
 
 import logging

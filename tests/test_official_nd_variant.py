@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """variant=official_nd reproduces the authors' fair_grpo_nd against a loop-based reference."""
 
 import uuid

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """variant=official reproduces the authors' fair_grpo: the worked example and a loop-based reference."""
 
 import numpy as np

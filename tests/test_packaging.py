@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Packaging and repository tooling: the package list, the wheel installed beside verl, the pre-commit hooks."""
 
 import json

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """In fresh processes: verl's entry-point loading registers fair_grpo, in either import order."""
 
 import os

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl-fair prepare: the authors' JSONL and generic tables to verl parquet, checked row by row."""
 
 import json

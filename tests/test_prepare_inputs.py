@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl-fair prepare on bad and awkward inputs: every problem is named (file, line, id) and counted, never
 written silently wrong; the output folder is replaced whole or refused, never mixed."""
 

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The FairGRPO recipe folder: every run script composes against verl 0.9.1's configuration with no unknown or
 ignored key, its config keeps the shipped trainer's settings, and it has verl-recipe's shape and verl's names."""
 

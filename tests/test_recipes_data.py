@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Each recipes/data converter on small generated files in its dataset's layout."""
 
 import os

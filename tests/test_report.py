@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl-fair report on validation dumps and tables, and the fairness delta report."""
 
 import json

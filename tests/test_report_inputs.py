@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl-fair report on binary tables (fairlearn's numbers), bad inputs and undefined numbers."""
 
 import json

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The clinical-diagnosis reward: parsing, scoring, fixed keys, robustness, and verl's reward loop."""
 
 import numpy as np

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Statistics windows, the state_dict contract, resume equivalence and in-process reset."""
 
 import copy

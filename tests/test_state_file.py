@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The FairGRPO state file cannot run code, is written atomically, and every loaded field is checked."""
 
 from __future__ import annotations

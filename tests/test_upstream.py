@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """docs/upstream.md item 1 applied as verl PR #7473 would: the estimator then reads ``non_tensor_batch`` itself
 and gives the advantages the sampler path gives on the same batch. And the form of the patches in upstream/:
 each a ``git format-patch`` mail adding a CPU test in verl's layout, with a PR description titled by verl's rule

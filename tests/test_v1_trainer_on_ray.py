@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl's v1 trainer advantage step on local Ray + TransferQueue, fed through the metadata sampler."""
 
 import numpy as np

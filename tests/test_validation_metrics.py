@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Fairness gaps added to verl's own validation metrics."""
 
 import subprocess

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """FairGRPO through verl's own advantage code, with the types a real run passes."""
 
 import uuid

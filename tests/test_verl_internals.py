@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The one table of verl internals verl-fair relies on, and the one way it patches verl."""
 
 from __future__ import annotations

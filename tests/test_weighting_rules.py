@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Weighting rules against verl's own GRPO, invariances, and guards."""
 
 import numpy as np

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """A byte-level BPE tokenizer trained in a second on a small corpus: no model hub needed."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Local Ray + TransferQueue, and trajectories shaped as verl's agent loop writes them."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """A vLLM worker extension for the negative control of tests/test_e2e_vllm.py: it receives every weight bucket
 verl sends after a training step but loads none, so vLLM keeps generating with its start-up weights."""
 

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # Apply upstream/*.patch to a copy of a verl checkout and run each patch's CPU tests there.
 #
 #   upstream/apply_and_test.sh VERL_SRC

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """FairGRPO settings: ``algorithm.fair_grpo`` validated into a :class:`FairGRPOConfig`.
 
 verl hands a registered estimator its ``algorithm`` section as an OmegaConf ``DictConfig``. FairGRPO's

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Every verl internal verl-fair relies on, and the one way it changes verl's behaviour: reversible wraps.
 
 verl 0.9.1 offers plugins no hook for four things verl-fair needs: FairGRPO's labels, metrics and

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The fairness plugin for verl: registers ``fair_grpo`` and installs the adapters the run asks for.
 
 verl loads this module through the ``verl.plugins`` entry point ``verl_fair`` in every process that

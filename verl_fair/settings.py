@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Declared settings: one :class:`Knob` per ``algorithm.fair_grpo`` key, with its default, its check and its
 one-line description.
 

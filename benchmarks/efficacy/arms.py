@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The matched arms of the efficacy study and the strength knobs of the trade-off curves.
 
 Every arm goes through verl's ``compute_advantage`` with the estimator it names; the FairGRPO arms

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Reference classifiers and the noise floor of the gaps, per task (scikit-learn logistic regression).
 
 - ``logistic``: logistic regression on every prompt token (one-hot), trained on the fit split with the

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """A tiny causal LM that answers ``\\boxed{ <label> }`` after a token prompt.
 
 A random-init Llama (``transformers``; 1 layer, hidden 32, initialiser std 0.2, a word-level vocabulary of the task's

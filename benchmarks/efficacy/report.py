@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The efficacy study's analysis, tables and plots, from the ``results.json`` that :mod:`run` writes.
 
 - :func:`analyse`: at each training budget, the paired differences of every confirmatory arm against GRPO

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Does FairGRPO close fairness gaps? A pre-registered, paired comparison of advantage rules on a tiny policy.
 
     python -m benchmarks.efficacy                    # the study on SUPPORT (PROTOCOL.md); writes benchmarks/efficacy/

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Paired comparisons over seeds: BCa intervals, sign-flip p-values and Holm's correction."""
 
 from __future__ import annotations

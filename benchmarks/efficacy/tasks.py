@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The efficacy tasks: token prompts with a gold label, demographic groups and fixed splits.
 
 (a) ``flchain``: scikit-survival's ``load_flchain`` (7,874 residents of Olmsted County with serum

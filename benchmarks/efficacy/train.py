@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """One efficacy run: warm start, then on-policy RL through verl's advantage and policy-loss code.
 
 A step samples ``prompts`` cases from the task's fit split (the same cases for every arm of a seed),

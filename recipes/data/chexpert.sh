@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # CheXpert (Stanford, chest X-ray, 14 observations, age and sex) -> verl parquet.
 # ROOT: the folder holding CheXpert-v1.0-small/ (train.csv with Path, Sex, Age, 14 label columns).
 # Labels: 1.0 positive; 0.0, -1.0 (uncertain) and blank are not positive. Extra arguments pass through.

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """COVID-BLUES (lung ultrasound videos, COVID-19 test result, age and sex) -> verl parquet.
 
     python recipes/data/covid_blues.py ROOT --output data/covid_blues [--at-seconds 1] [verl-fair prepare options]

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # HAM10000 (dermoscopy, 7 diagnoses, age and sex) -> verl parquet.
 # ROOT: the folder with HAM10000_metadata.csv (lesion_id, image_id, dx, dx_type, age, sex, localization)
 # and HAM10000_images_part_1/, HAM10000_images_part_2/ holding <image_id>.jpg.

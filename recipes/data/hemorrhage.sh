@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # Intracranial hemorrhage CT (PhysioNet CT-ICH) -> verl parquet.
 # ROOT: the unpacked release, with the per-slice labels (hemorrhage_diagnosis.csv, or hemorrhage_diagnosis_raw_ct.csv
 # in the NIfTI release; one row per slice: PatientNumber, SliceNumber 1..N, Intraventricular, Intraparenchymal,

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # ISIC 2020 (SIIM-ISIC melanoma challenge; dermoscopy, age and sex) -> verl parquet.
 # ROOT: the folder with train.csv (image_name, patient_id, sex, age_approx, anatom_site_general_challenge,
 # diagnosis, benign_malignant, target) and jpeg/train/<image_name>.jpg.

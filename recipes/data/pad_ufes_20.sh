@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # PAD-UFES-20 (smartphone skin images, 6 diagnoses, age and gender) -> verl parquet.
 # ROOT: the folder with metadata.csv (patient_id, lesion_id, age, gender MALE/FEMALE, fitspatrick, region,
 # diagnostic ACK/BCC/MEL/NEV/SCC/SEK, img_id, ...) and images/imgs_part_{1,2,3}/<img_id>.

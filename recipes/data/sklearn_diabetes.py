@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """scikit-learn's diabetes data (442 real patients with age and a sex code; shipped inside scikit-learn, no
 download) as a small text-only clinical task with demographics, for smoke tests and CPU runs.
 

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # VinDr-Mammo (PhysioNet; mammography, BI-RADS per breast, age only) -> verl parquet.
 # ROOT: the release with breast-level_annotations.csv (study_id, image_id, laterality, view_position,
 # breast_birads "BI-RADS 1".."BI-RADS 5", breast_density, split), metadata.csv (DICOM tags; joined on

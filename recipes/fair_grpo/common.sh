@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # Shared by the run_*.sh recipes: one set of hyperparameters for every method (matched baselines), kept in
 # config/fair_grpo_clinical.yaml; this file adds what comes from the environment.
 # Usage (from a run script): run_recipe METHOD [Hydra overrides ...], after setting MODEL_ARGS and MODEL_NAME.

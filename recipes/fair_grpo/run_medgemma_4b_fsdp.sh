@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # EXPERIMENTAL: MedGemma-4B (google/medgemma-4b-it). verl 0.9.1 does not validate Gemma3 multimodal training
 # (upstream issue #6341: no Gemma3 processor mapping or model patch; it falls back to a generic builder).
 # Run the one-GPU smoke test with it first (MODEL_PATH=google/medgemma-4b-it bash run_qwen2_5_0_5b_fsdp.sh)

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # The one-GPU smoke test: Qwen2.5-0.5B-Instruct (or MODEL_PATH), small batches, 3 steps and a validation, to
 # check a cluster end to end (plugin loaded in every worker, metadata sampler, reward, checkpoint with
 # verl_fair_state.npz). Reads $DATA_DIR/smoke/{train,val}.parquet (SMOKE_TRAIN_FILES, SMOKE_VAL_FILES).

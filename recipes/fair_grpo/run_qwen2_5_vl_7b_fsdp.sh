@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 # Qwen2.5-VL-7B-Instruct on the seven clinical datasets.
 #   bash recipes/fair_grpo/run_qwen2_5_vl_7b_fsdp.sh [METHOD] [Hydra overrides ...]
 # METHOD: fair_grpo (default), fair_grpo_label_free, group_dro, grpo, grpo_resampling, rloo, reinforce_pp.

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Rows to prompts, per-prompt GRPO scores and the batch renormalisation (pure torch/numpy).
 
 Rows are grouped by ``index`` (verl's uid), never by position: verl reorders rows for sequence

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The FairGRPO estimator state and one training step (pure torch/numpy; Dai et al., arXiv 2510.19893).
 
 :class:`FairGRPO` holds everything that lives across steps (running statistics, latent-group memory,

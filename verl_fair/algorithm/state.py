@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The FairGRPO state file: plain data that cannot run code, and the checks every loaded field passes.
 
 A state is a tree of dicts, lists, strings, numbers, None and numeric numpy arrays (``state_dict()`` of

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Running per-key statistics over a statistics window (docs/method.md §3).
 
 For every key (a domain, or a (domain, group) pair) the state holds three float64 numbers:

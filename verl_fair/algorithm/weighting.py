@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Weighting rules: how per-group statistics turn GRPO scores into advantages (docs/method.md §7).
 
 A rule is a :class:`WeightingRule` subclass registered under a name with :func:`register_weighting`,

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Argument helpers shared by the commands."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """``verl-fair doctor``: the installation in a fresh process, then what a run with these overrides will do."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """``verl-fair prepare``: clinical datasets to verl parquet files with demographics in extra_info."""
 
 from __future__ import annotations

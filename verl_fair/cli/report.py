@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """``verl-fair report``: fairness audits of verl validation dumps or prediction tables."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Run verl's real trainer on a machine without a GPU: smoke tests, demos, developing verl plugins.
 
 A verl plugin of its own (entry point ``verl_fair_cpu``, :mod:`verl_fair.cpu.plugin`), independent of

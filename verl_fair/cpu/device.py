@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The ``torch.<device>``-style module the CPU platform hands verl (``get_torch_device()``).
 
 verl calls accelerator functions on it (memory statistics, caches, streams, RNG state). On the host

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl's ``cpu`` platform: the host as verl's one "accelerator", selected with ``VERL_PLATFORM=cpu``.
 
 It never wins verl's auto-detection, so machines that did not ask for it are unaffected. It names

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The CPU backend's verl plugin: the host as verl's accelerator, when a run asks for it.
 
 verl loads this module through the ``verl.plugins`` entry point ``verl_fair_cpu`` in every process that

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """A transformers ``generate`` rollout backend for verl on CPU (``actor_rollout_ref.rollout.name=transformers``).
 
 verl's trainers generate through rollout replicas: server actors that the agent loop calls token-in,

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Images for verl's RLHFDataset without qwen-vl-utils (whose module imports torchvision, absent on CPU hosts).
 
 verl 0.9.1 extracts a prompt's images with ``qwen_vl_utils.process_vision_info``, in

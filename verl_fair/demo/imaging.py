@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The image demo's clinical task: synthetic chest scans where a nodule decides the diagnosis, generated
 offline in a second, written as real PNG and JPEG files and prepared with ``verl-fair prepare table``.
 

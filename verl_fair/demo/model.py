@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """A tiny causal LM for CPU runs, built offline in seconds: no model hub.
 
 A byte-level BPE tokenizer trained on the task's own prompts, with a ChatML chat template (EOS

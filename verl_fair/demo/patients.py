@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """What the demo's two tasks share: patients with a sex and an age, grouped by sex x age under / over 50,
 written as a table with ``patient``, ``sex`` and ``age`` columns and prepared with ``verl-fair prepare``."""
 

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The CPU demo: a short FairGRPO training run with verl's real trainer on the embedded clinical task.
 
     python -m verl_fair.demo [--steps 6] [--batch-size 16] [--n 4] [--output outputs/demo]

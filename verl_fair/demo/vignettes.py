@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The text demo's clinical task: synthetic chest-pain triage vignettes, generated offline in a second and
 prepared with ``verl-fair prepare table``.
 

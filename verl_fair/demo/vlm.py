@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """A tiny Qwen2.5-VL for CPU runs with images, built offline in seconds: no model hub, no torchvision.
 
 - tokenizer: the text demo's byte-level BPE (:func:`verl_fair.demo.model.train_tokenizer`, the same

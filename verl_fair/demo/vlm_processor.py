@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """An image-only Qwen2.5-VL processor that needs no torchvision (the tiny demo VLM's processor).
 
 transformers' ``Qwen2_5_VLProcessor`` has three sub-processors: image processor, tokenizer and video

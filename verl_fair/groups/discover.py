@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Offline group discovery: cluster per-sample feature vectors into ``extra_info["fair_group"]``.
 
 For data without demographic labels, groups can be found before training from features the user

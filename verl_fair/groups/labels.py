@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Demographic group keys from a row's ``extra_info`` (docs/method.md §5).
 
 Rules, in order:

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Latent groups for prompts without demographic labels (docs/method.md §6).
 
 Each UNK prompt is described by its vector of rollout rewards; k-means over those vectors, per data

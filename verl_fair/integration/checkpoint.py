@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Save the FairGRPO state with every verl checkpoint and restore it when verl resumes.
 
 verl's v1 trainer builds ``trainer.checkpoint_callback_class`` in its controller process, the process

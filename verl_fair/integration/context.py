@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Process-local FairGRPO context: the estimator state, the last step's report and the metadata channel.
 
 verl calls the estimator in its controller process (the TaskRunner actor) once per training step, as a

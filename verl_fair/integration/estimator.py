@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """The ``fair_grpo`` advantage estimator as verl registers it (``verl.trainer.ppo.core_algos``).
 
 It has the shape of verl's own estimators: tensors in, ``(advantages, returns)`` out. Each prompt's data

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Per-group training metrics, named for verl's logger.
 
 Two families, logged every step by both trainers (the v1 sampler's metrics dict; on RayPPOTrainer,

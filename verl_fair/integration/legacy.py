@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """FairGRPO on verl's ``RayPPOTrainer`` (``trainer.use_v1=False``), verl's other trainer and its coming default.
 
 ``RayPPOTrainer`` holds every prompt's non-tensor fields (``data_source``, ``extra_info``, ...) in its batch,

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """What a verl run with FairGRPO will do, and the configuration mistakes that would spoil it.
 
 Used by ``verl-fair doctor`` before a run and by the checkpoint callback when the trainer starts.

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """v1 replay-buffer samplers that hand FairGRPO each prompt's data source and group.
 
 verl 0.9.1's v1 trainer passes a registered estimator only rewards, the mask and uids. The data

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Opt-in fairness gaps in verl's validation metrics.
 
 The clinical reward's ``acc_grp_<attribute>_<value>`` keys already give per-group validation

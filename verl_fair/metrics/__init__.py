@@ -1,1 +1,3 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Fairness metrics and audit reports."""

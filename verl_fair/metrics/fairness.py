@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Per-group diagnosis metrics and fairness gaps, in the paper's conventions and the standard ones.
 
 Input: a :class:`Predictions` table, one row per sample: its data source, gold and predicted label

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Fairness audit reports from verl's validation dumps or any predictions table.
 
 Inputs: verl's ``trainer.validation_data_dir`` dumps (``<step>.jsonl``, with the clinical reward's

@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Demographic values as verl-fair reads them everywhere: sex, age in years, missing markers.
 
 Every function returns ``(value, reason)``: the normalised value, or None and why it is unusable

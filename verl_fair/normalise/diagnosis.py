@@ -1,3 +1,5 @@
+# Copyright 2026 verl-fair developers
+# SPDX-License-Identifier: Apache-2.0
 """Diagnosis labels as the reward, ``prepare`` and ``report`` compare them.
 
 A label is normalised by unwrapping LaTeX text commands (``\\text{Pneumonia}``) and markdown emphasis
