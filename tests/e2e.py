@@ -35,6 +35,12 @@ class Run:
     def state(self, step: int) -> dict:
         return read_state(self.output / "checkpoints" / f"global_step_{step}" / STATE_FILE)
 
+    def visit_counts(self, step: int) -> dict[tuple[str, ...], float]:
+        """Question visits per (data source, group) in the state saved at ``step`` (keys in any order: a
+        group's first visit can come earlier or later within a batch from one run to the next)."""
+        stats = self.state(step)["group_stats"]
+        return {tuple(key): float(sums[0]) for key, sums in zip(stats["keys"], stats["sums"], strict=True)}
+
     def series(self, prefix: str) -> dict[int, dict[str, float]]:
         """Per step, the logged metrics whose name starts with ``prefix`` (steps without any left out)."""
         steps = {r["step"]: {k: v for k, v in r["data"].items() if k.startswith(prefix)} for r in self.metrics}

@@ -90,9 +90,7 @@ def test_resume_on_the_cluster_reaches_the_uninterrupted_visit_counts(uninterrup
     resumed = run_on(two_nodes, inputs, tmp_path)
     assert f"FairGRPO state restored from {checkpoints / 'global_step_2' / STATE_FILE} (2 steps" in resumed.log
     assert sorted(resumed.series("fair/train/")) == [3]
-    after, expected = resumed.state(3), uninterrupted.state(3)
-    assert after["group_stats"]["keys"] == expected["group_stats"]["keys"]
-    assert (after["group_stats"]["sums"][:, 0] == expected["group_stats"]["sums"][:, 0]).all()
+    assert resumed.visit_counts(3) == uninterrupted.visit_counts(3)
     print(f"resume on two nodes: {resumed.seconds:.0f} s, peak {resumed.peak_gb:.1f} GB")
 
 

@@ -77,8 +77,6 @@ def test_a_resumed_ray_ppo_trainer_reaches_the_uninterrupted_statistics(uninterr
     folder = resumed.output / "checkpoints" / "global_step_1"
     assert f"FairGRPO state restored from {folder / STATE_FILE} (1 steps" in resumed.log
     assert sorted(resumed.series("fair/train/")) == [2]
-    after, expected = resumed.state(2), uninterrupted.state(2)
-    assert after["steps"] == 2
-    assert after["group_stats"]["keys"] == expected["group_stats"]["keys"]
-    assert (after["group_stats"]["sums"][:, 0] == expected["group_stats"]["sums"][:, 0]).all()
+    assert resumed.state(2)["steps"] == 2
+    assert resumed.visit_counts(2) == uninterrupted.visit_counts(2)
     print(f"RayPPOTrainer: {uninterrupted.seconds:.0f} s for {STEPS} steps, resume {resumed.seconds:.0f} s")

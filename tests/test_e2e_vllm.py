@@ -108,8 +108,6 @@ def test_resume_restores_the_state_and_weights_received_but_not_loaded_fail_the_
         env={"PYTHONPATH": tests},
     ).check()
     assert f"FairGRPO state restored from {checkpoints / 'global_step_1' / STATE_FILE} (1 steps" in resumed.log
-    after, uninterrupted = resumed.state(STEPS), labelled.state(STEPS)
-    assert after["group_stats"]["keys"] == uninterrupted["group_stats"]["keys"]
-    assert (after["group_stats"]["sums"][:, 0] == uninterrupted["group_stats"]["sums"][:, 0]).all()
+    assert resumed.visit_counts(STEPS) == labelled.visit_counts(STEPS)
     problems = weight_sync_problems(resumed)
     assert problems and problems[0].startswith(f"step {STEPS}: "), problems
