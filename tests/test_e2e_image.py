@@ -114,9 +114,9 @@ def test_the_warm_started_model_reads_the_scans_and_misses_womens_nodules(inputs
         ]
         return sum(hits) / len(hits)
 
-    assert accuracy(seen) > 0.9 and accuracy(blank) < 0.65 and len(set(blank)) == 1
-    assert accuracy(seen, "M", "nodule") > 0.9 and accuracy(seen, "F", "nodule") < 0.6
-    assert accuracy(seen, "F", "normal") > 0.9
+    assert len(set(blank)) == 1 and accuracy(blank) < 0.65
+    assert accuracy(seen, "M") > 0.95 and accuracy(seen, "F", "normal") > 0.9
+    assert accuracy(seen, "F", "nodule") < 0.6
 
 
 def test_images_reach_the_model_and_log_probs_agree(labelled):

@@ -33,7 +33,7 @@ DATA_SOURCE = "chest_scan"
 LABELS = ("nodule", "normal")
 QUESTION = "Is there a nodule in this chest scan? Options: nodule, normal."
 SIZES = ((56, 56), (64, 50), (84, 56))  # (width, height); 64 x 50 is resized to the 28-pixel grid
-MISSED = 0.6  # of women's (ground-glass) nodules that the historical reads call normal
+MISSED = 0.7  # of women's (ground-glass) nodules that the historical reads call normal
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class Marker:
 def marker(sex: str, age: int) -> Marker:
     """A faint ground-glass haze for women, a bright solid spot for men, smaller from age 50."""
     if sex == "F":
-        return Marker(contrast=35.0, radius=14.0)
-    return Marker(contrast=100.0, radius=5.0 if age >= patients.AGE_SPLIT else 8.0)
+        return Marker(contrast=30.0, radius=14.0)
+    return Marker(contrast=150.0, radius=4.0 if age >= patients.AGE_SPLIT else 6.0)
 
 
 def scan(rng: np.random.Generator, size: tuple[int, int], nodule: Marker | None) -> np.ndarray:
