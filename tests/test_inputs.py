@@ -204,10 +204,10 @@ def test_rewards_above_reward_max_are_counted_and_warned_about_once(caplog):
     with caplog.at_level("WARNING"):
         for _ in range(2):
             fair_grpo(**make_batch(PROMPTS).kwargs(config))
-            assert context.last_report().metrics()["fair/guard/above_reward_max"] == 7
+            assert context.last_report().metrics()["fair/guard/reward_above_ceiling"] == 7
     assert caplog.text.count("exceed algorithm.fair_grpo.reward_max=0.5") == 1
     assert "7 of 12 rewards (largest 1)" in caplog.text
     assert "Set reward_max to the best attainable reward" in caplog.text
     context.reset_state()
     fair_grpo(**make_batch(PROMPTS).kwargs({"fair_grpo": {"weighting": "alpha_fair"}}))
-    assert context.last_report().metrics()["fair/guard/above_reward_max"] == 0
+    assert context.last_report().metrics()["fair/guard/reward_above_ceiling"] == 0

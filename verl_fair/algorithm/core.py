@@ -29,7 +29,7 @@ from verl_fair.groups.latent import LatentGroups, OfficialLatentGroups
 logger = logging.getLogger(__name__)
 
 STATE_VERSION = 2
-GUARDS = ("reward_floor", "small_group", "weight_cap", "nonfinite_fallback", "above_reward_max")
+GUARDS = ("reward_floor", "small_group", "weight_cap", "nonfinite_fallback", "reward_above_ceiling")
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class FairGRPO:
             groups = [UNK] * batch.num_prompts
         rollouts = batch.counts.astype(np.float64)
         counters: Counter = Counter({g: 0 for g in GUARDS})
-        counters["above_reward_max"] = self._count_above_reward_max(batch.rewards)
+        counters["reward_above_ceiling"] = self._count_above_reward_max(batch.rewards)
         view = self._group_view(batch, domains, groups, reference_groups) if self.rule.uses_groups else None
         if view is not None:
             raise_small_groups(view, cfg.min_group_size, rollouts, counters)
@@ -182,12 +182,12 @@ class FairGRPO:
         """Rows whose reward exceeds ``reward_max``, the best attainable reward; the first time, a warning."""
         best = self.config.reward_max
         above = int((rewards > best).sum())
-        if above and not self.guard_totals_["above_reward_max"]:
+        if above and not self.guard_totals_["reward_above_ceiling"]:
             logger.warning(
                 "fair_grpo: %d of %d rewards (largest %g) exceed algorithm.fair_grpo.reward_max=%g this step: "
                 "deficits and losses are measured from reward_max, so groups above it count as flawless and the "
                 "advantages can shrink to 0. Set reward_max to the best attainable reward. Counted in "
-                "fair/guard/above_reward_max (warned once).",
+                "fair/guard/reward_above_ceiling (warned once).",
                 above,
                 len(rewards),
                 float(rewards.max()),
