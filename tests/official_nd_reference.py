@@ -17,7 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from official_reference import EPS, elbow_k
+from official_reference import EPS, elbow_k, prompts_of
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -33,10 +33,7 @@ class OfficialNDReference:
 
     def step(self, token_level_rewards: torch.Tensor, index, domains, groups) -> torch.Tensor:
         raw = token_level_rewards.sum(dim=-1)
-        per_prompt, domain_of, group_of = defaultdict(list), {}, {}
-        for i in range(len(raw)):
-            per_prompt[index[i]].append(raw[i].item())
-            domain_of[index[i]], group_of[index[i]] = domains[i], groups[i]
+        per_prompt, domain_of, group_of = prompts_of(raw, index, domains, groups)
         for uid, rewards in per_prompt.items():
             self.vectors[domain_of[uid]].append(np.asarray(rewards, dtype=np.float32))
             self.uids[domain_of[uid]].append(uid)

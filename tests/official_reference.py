@@ -18,6 +18,15 @@ from sklearn.cluster import KMeans
 EPS = 1e-6
 
 
+def prompts_of(raw: torch.Tensor, index, domains, groups) -> tuple[dict, dict, dict]:
+    """Per uid, in first-seen order: its rollouts' rewards, its data source and its group."""
+    per_prompt, domain_of, group_of = defaultdict(list), {}, {}
+    for i in range(len(raw)):
+        per_prompt[index[i]].append(raw[i].item())
+        domain_of[index[i]], group_of[index[i]] = domains[i], groups[i]
+    return per_prompt, domain_of, group_of
+
+
 def elbow_k(x: np.ndarray, k_max: int = 3, tol: float = 0.10) -> int:
     k_cap = min(k_max, len(np.unique(x, axis=0)))
     inertia = [KMeans(n_clusters=k, n_init="auto", random_state=0).fit(x).inertia_ for k in range(1, k_cap + 1)]
@@ -38,10 +47,7 @@ class OfficialReference:
 
     def step(self, token_level_rewards: torch.Tensor, index, domains, groups) -> torch.Tensor:
         raw = token_level_rewards.sum(dim=-1)
-        per_prompt, domain_of, group_of = defaultdict(list), {}, {}
-        for i in range(len(raw)):
-            per_prompt[index[i]].append(raw[i].item())
-            domain_of[index[i]], group_of[index[i]] = domains[i], groups[i]
+        per_prompt, domain_of, group_of = prompts_of(raw, index, domains, groups)
         for uid, rewards in per_prompt.items():
             vector = np.asarray(rewards, dtype=np.float32)
             if group_of[uid] == "UNK":
