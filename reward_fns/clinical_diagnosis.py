@@ -32,16 +32,17 @@ Returned keys, the same for every sample:
     format_ok   1.0 when a boxed or tagged answer was found (and <think>...</think> precedes it when
                 require_think is set), else 0.0
     group       the sample's demographic group key (e.g. "M,A3"; "UNK"), for audits of validation dumps
-    group_<attribute>   the sample's group for each attribute of group_values ("F", "A3", "UNK")
+    group_<attribute>   the sample's group for each attribute of group_attributes ("F", "A3", "UNK")
     domain      the sample's data source (verl's validation dumps do not record it otherwise; not named
                 data_source, which the legacy trainer would merge into the batch's own data_source)
-    acc_grp_<attribute>_<value>   acc for members of that group, None for everyone else, so that verl's
-                validation metrics report per-group accuracy (val-aux/<source>/acc_grp_sex_F/mean@N)
+
+No value is None: verl's validation metrics average every numeric key (verl main and its ``neo`` branch
+do not skip None) and skip strings. Per-group validation accuracy comes from the ``group_<attribute>``
+keys, in :mod:`verl_fair.integration.validation` and ``verl-fair report``.
 
 Settings (``reward_kwargs``): format_weight (default 0), require_think (false), multi_label (auto),
-synonyms (alias -> name, added to the defaults), group_values (attribute -> list of values; default sex
-F/M and age A1..A4, one per bin of age_bins; sex values are read as in ``extra_info``, so "woman" is
-F), age_bins ([25, 50, 75]).
+synonyms (alias -> name, added to the defaults), group_attributes (the attributes that get a
+``group_<attribute>`` key; default [sex, age]), age_bins ([25, 50, 75]).
 Settings are parsed once per distinct set of values. An unknown or bad setting raises, naming it; sample
 inputs never raise: anything unexpected scores 0 with the keys above.
 """
@@ -54,9 +55,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from verl_fair.groups.labels import GroupLabeler, as_mapping
-from verl_fair.normalise import demographics
 from verl_fair.normalise.diagnosis import set_f1, split_labels, synonym_table
-from verl_fair.settings import AUTO, Invalid, increasing_numbers
+from verl_fair.settings import AUTO, Invalid, increasing_numbers, name_list
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,9 @@ SEARCH_WINDOW = 100_000
 # keyword arguments verl itself may pass to a reward function; they are accepted and ignored
 VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict"})
 DOMAIN_KEY = "domain"  # the returned key holding the sample's data source
-SETTINGS = frozenset({"format_weight", "require_think", "multi_label", "synonyms", "group_values", "age_bins"})
+SETTINGS = frozenset({"format_weight", "require_think", "multi_label", "synonyms", "group_attributes", "age_bins"})
 DEFAULT_AGE_BINS = (25, 50, 75)
+DEFAULT_GROUP_ATTRIBUTES = ("sex", "age")
 CACHE_SIZE = 64  # distinct settings kept parsed
 
 _ANSWER_PREFIX = re.compile(r"answer\s*(?:is\b\s*[:\-]?|[:\-])", re.IGNORECASE)
@@ -77,9 +78,8 @@ def compute_score(
 ) -> dict[str, Any]:
     """Score one response; see the module docstring for the keys and settings."""
     settings = _cached_settings(kwargs)
-    groups = settings["groups"]
     try:
-        return _score(data_source, solution_str, ground_truth, extra_info, settings, groups)
+        return _score(data_source, solution_str, ground_truth, extra_info, settings)
     except Exception:  # a reward must never take the run down; count it in the logs
         logger.warning("clinical_diagnosis: could not score a sample of %r; scoring 0", data_source, exc_info=True)
         return {
@@ -89,14 +89,11 @@ def compute_score(
             "format_ok": 0.0,
             "group": "UNK",
             DOMAIN_KEY: str(data_source),
-            **{f"group_{attribute}": "UNK" for attribute, _ in settings["group_values"]},
-            **{key: None for _, _, key in groups},
+            **{f"group_{attribute}": "UNK" for attribute in settings["group_attributes"]},
         }
 
 
-def _score(
-    data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any, settings: dict, groups
-) -> dict[str, Any]:
+def _score(data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any, settings: dict) -> dict[str, Any]:
     text = solution_str if isinstance(solution_str, str) else ("" if solution_str is None else str(solution_str))
     text = text[-SEARCH_WINDOW:]
     answer, tagged, start = extract_answer(text)
@@ -116,10 +113,8 @@ def _score(
         "group": key,
         DOMAIN_KEY: str(data_source),
     }
-    labels = {attribute: part for (attribute, _), (part, _) in zip(settings["group_values"], statuses, strict=True)}
-    result.update({f"group_{attribute}": label for attribute, label in labels.items()})
-    for attribute, value, result_key in groups:
-        result[result_key] = acc if labels[attribute] == value else None
+    for attribute, (label, _) in zip(settings["group_attributes"], statuses, strict=True):
+        result[f"group_{attribute}"] = label
     return result
 
 
@@ -209,6 +204,12 @@ def _frozen(value: Any) -> Hashable:
 
 def parse_settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Validated ``reward_kwargs``; a bad setting is a configuration error and raises."""
+    if "group_values" in kwargs:
+        raise ValueError(
+            "reward_kwargs.group_values is retired: its per-group keys were None for non-members, which verl "
+            "main and neo cannot average. Set reward_kwargs.group_attributes (e.g. [sex, age]) instead; per-group "
+            "validation accuracy is val-fair/<data_source>/<attribute>/<group>/acc"
+        )
     unknown = set(kwargs) - SETTINGS - VERL_KWARGS
     if unknown:
         raise ValueError(
@@ -241,63 +242,17 @@ def parse_settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         synonyms = synonym_table(synonyms)
     except ValueError as error:
         raise ValueError(f"reward_kwargs.{error}") from None
-    group_values = _group_values(kwargs.get("group_values") or _default_group_values(age_bins), age_bins)
+    attributes = kwargs.get("group_attributes", DEFAULT_GROUP_ATTRIBUTES)
+    try:  # verl passes lists of its config as omegaconf ListConfig
+        listed = isinstance(attributes, Sequence) and not isinstance(attributes, str)
+        attributes = name_list(list(attributes) if listed else attributes)
+    except Invalid as error:
+        raise ValueError(f"reward_kwargs.group_attributes={attributes!r} is not valid: expected {error}") from None
     return {
         "format_weight": float(weight),
         "require_think": require_think,
         "multi_label": multi_label,
         "synonyms": synonyms,
-        "group_values": group_values,
-        "groups": _group_keys(group_values),
-        "labeler": GroupLabeler([a for a, _ in group_values], age_bins),
+        "group_attributes": attributes,
+        "labeler": GroupLabeler(attributes, age_bins),
     }
-
-
-def _default_group_values(age_bins: tuple[float, ...]) -> dict[str, tuple[str, ...]]:
-    return {"sex": ("F", "M"), "age": _age_groups(age_bins)}
-
-
-def _age_groups(age_bins: tuple[float, ...]) -> tuple[str, ...]:
-    return tuple(f"A{i + 1}" for i in range(len(age_bins) + 1))
-
-
-def _group_values(raw: Any, age_bins: tuple[float, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """(attribute, values) pairs of ``group_values``, each value as the group labels name it (woman -> F)."""
-    if not isinstance(raw, Mapping) or not all(
-        isinstance(v, Sequence) and not isinstance(v, str) for v in raw.values()
-    ):
-        raise ValueError(
-            f"reward_kwargs.group_values={raw!r} is not valid: expected a mapping of attribute to a "
-            "list of values, e.g. {sex: [F, M], age: [A1, A2, A3, A4]}"
-        )
-    pairs = []
-    for attribute, values in raw.items():
-        named = []
-        for value in values:
-            label = _group_label(str(attribute), value, age_bins)
-            if label not in named:
-                named.append(label)
-        pairs.append((str(attribute), tuple(named)))
-    return tuple(pairs)
-
-
-def _group_label(attribute: str, value: Any, age_bins: tuple[float, ...]) -> str:
-    """A ``group_values`` value as a sample's group names it; raises when no sample's group can be it."""
-    bins = _age_groups(age_bins)
-    label = demographics.sex(value)[0] if attribute == "sex" else str(value).strip()
-    if attribute == "sex" and label is None:
-        allowed = "F or M (or female, woman, male, man)"
-    elif attribute == "age" and label not in bins:
-        allowed = f"one of {', '.join(bins)} (the bins of age_bins={list(age_bins)})"
-    else:
-        return label
-    raise ValueError(
-        f"reward_kwargs.group_values.{attribute} has {value!r}, which no sample's group can be: expected {allowed}"
-    )
-
-
-def _group_keys(group_values: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, str, str]]:
-    """(attribute, value, result key) for every configured group."""
-    return [
-        (attribute, value, f"acc_grp_{attribute}_{value}") for attribute, values in group_values for value in values
-    ]

@@ -79,7 +79,7 @@ def test_doctor_says_what_the_run_will_do(args, expected):
         (("algorithm.fair_grpo.variant=fast",), "variant='fast'"),
         (("algorithm.adv_estimator=fair_grpoo",), "Did you mean 'fair_grpo'?"),
         (("reward.custom_reward_function.reward_kwargs.age_bins=[40,60]",), "reward_kwargs.age_bins=[40, 60]"),
-        (("+reward.custom_reward_function.reward_kwargs.group_values.race=[a,b]",), "has ['race']"),
+        (("reward.custom_reward_function.reward_kwargs.group_attributes=[sex,race]",), "has ['race']"),
         (
             (
                 "algorithm.fair_grpo.cluster.seed=-5",

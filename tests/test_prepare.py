@@ -233,7 +233,7 @@ def test_round_trip_through_verls_dataset_to_the_reward(tmp_path):
     result = compute_score(
         batch["data_source"][0], "\\boxed{Progression}", batch["reward_model"][0]["ground_truth"], extra_info
     )
-    assert result["acc"] == 1.0 and result["acc_grp_sex_F"] == 1.0 and result["group"] == "F,A2"
+    assert result["acc"] == 1.0 and result["group_sex"] == "F" and result["group"] == "F,A2"
 
 
 def test_join_brings_patient_demographics_to_each_slice(tmp_path):

@@ -20,12 +20,6 @@ KEYS = {
     "domain",
     "group_sex",
     "group_age",
-    "acc_grp_sex_F",
-    "acc_grp_sex_M",
-    "acc_grp_age_A1",
-    "acc_grp_age_A2",
-    "acc_grp_age_A3",
-    "acc_grp_age_A4",
 }
 
 
@@ -134,16 +128,19 @@ def test_format_term_and_think_tags():
     assert thought["format_ok"] == 1.0 and thought["score"] == 1.0
 
 
-def test_per_group_accuracy_keys_are_none_for_non_members():
+def test_each_sample_names_its_groups_and_no_value_is_none():
     result = compute_score("x", "\\boxed{Mass}", "Mass", {"demographics": {"sex": "female", "age": 30}})
-    assert set(result) == KEYS
-    assert result["acc_grp_sex_F"] == 1.0 and result["acc_grp_age_A2"] == 1.0
-    assert result["acc_grp_sex_M"] is None and result["acc_grp_age_A4"] is None
-    assert result["group"] == "F,A2"
-    assert (result["group_sex"], result["group_age"], result["domain"]) == ("F", "A2", "x")
-    custom = compute_score("x", "\\boxed{Mass}", "Mass", {"race": "Asian"}, group_values={"race": ["Asian", "White"]})
-    assert custom["acc_grp_race_Asian"] == 1.0 and custom["acc_grp_race_White"] is None
+    assert set(result) == KEYS and None not in result.values()
+    assert (result["group"], result["group_sex"], result["group_age"], result["domain"]) == ("F,A2", "F", "A2", "x")
+    custom = compute_score("x", "\\boxed{Mass}", "Mass", {"race": "Asian"}, group_attributes=["race"])
     assert custom["group_race"] == "Asian" and "group_sex" not in custom
+    unknown = compute_score("x", "\\boxed{Mass}", "Mass", {"demographics": {"age": float("nan")}})
+    assert None not in unknown.values() and unknown["group_age"] == "UNK"
+
+
+def test_retired_group_values_says_what_replaces_it():
+    with pytest.raises(ValueError, match=r"group_values is retired.*group_attributes.*val-fair/"):
+        compute_score("x", "\\boxed{a}", "a", group_values={"sex": ["F", "M"]})
 
 
 def test_settings_errors_name_the_setting():
@@ -242,8 +239,8 @@ def test_through_verls_reward_loop(path):
     result = manager.loop.run_until_complete(manager.run_single(data))  # the loop verl bound it to
     assert result["reward_score"] == pytest.approx(1.0)
     info = result["reward_extra_info"]
-    assert set(info) == KEYS and info["acc_grp_sex_M"] == 1.0 and info["acc_grp_age_A4"] == 1.0
-    assert info["acc_grp_sex_F"] is None and info["group"] == "M,A4"
+    assert set(info) == KEYS and None not in info.values()
+    assert (info["acc"], info["group"], info["group_sex"], info["group_age"]) == (1.0, "M,A4", "M", "A4")
 
 
 @pytest.mark.parametrize(
@@ -285,8 +282,8 @@ def test_numbers_keep_their_value():
 
 
 def test_sex_values_are_read_as_prepare_reads_them():
-    out = compute_score("x", "\\boxed{a}", "a", {"sex": "woman", "age": 30}, group_values={"sex": ["woman", "M"]})
-    assert out["group_sex"] == "F" and out["acc_grp_sex_F"] == 1.0
+    out = compute_score("x", "\\boxed{a}", "a", {"sex": "woman", "age": 30})
+    assert out["group_sex"] == "F" and out["acc"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -296,8 +293,9 @@ def test_sex_values_are_read_as_prepare_reads_them():
         ({"age_bins": "abc"}, "reward_kwargs.age_bins"),
         ({"multi_label": "maybe"}, "reward_kwargs.multi_label"),
         ({"require_think": "yes"}, "reward_kwargs.require_think"),
-        ({"group_values": {"age": ["A9"]}}, "reward_kwargs.group_values.age"),
-        ({"group_values": {"sex": ["W"]}}, "reward_kwargs.group_values.sex"),
+        ({"group_attributes": "sex"}, "reward_kwargs.group_attributes"),
+        ({"group_attributes": ["sex", "sex"]}, "reward_kwargs.group_attributes"),
+        ({"group_attributes": []}, "reward_kwargs.group_attributes"),
     ],
 )
 def test_bad_settings_are_named(settings, named):

@@ -16,8 +16,6 @@ TABLE = "patients.csv"
 TASK_OVERRIDES = (
     f"algorithm.fair_grpo.group_attributes=[{','.join(ATTRIBUTES)}]",
     f"algorithm.fair_grpo.age_bins=[{AGE_SPLIT}]",
-    "~reward.custom_reward_function.reward_kwargs.group_values",
-    "+reward.custom_reward_function.reward_kwargs.group_values={sex:[F,M],age:[A1,A2]}",
 )
 
 

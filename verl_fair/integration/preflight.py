@@ -162,9 +162,10 @@ def _check_reward(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
         return
     kwargs = plain(reward.get("reward_kwargs", None)) or {}
     try:
-        parse_settings(kwargs)  # as the reward parses them at its first call
+        settings = parse_settings(kwargs)  # as the reward parses them at its first call
     except ValueError as error:
         plan.problems.append(f"reward.custom_reward_function.{error}")
+        return
     bins = kwargs.get("age_bins", None) or DEFAULT_AGE_BINS
     if tuple(float(b) for b in bins) != tuple(float(b) for b in fair.age_bins):
         plan.problems.append(
@@ -172,9 +173,9 @@ def _check_reward(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
             f"algorithm.fair_grpo.age_bins={list(fair.age_bins)}: the per-group validation metrics would name "
             "other groups than training uses. Set both to the same bins."
         )
-    extra = sorted(set(kwargs.get("group_values", None) or {}) - set(fair.group_attributes))
+    extra = sorted(set(settings["group_attributes"]) - set(fair.group_attributes))
     if extra:
         plan.problems.append(
-            f"reward.custom_reward_function.reward_kwargs.group_values has {extra}, which are not in "
+            f"reward.custom_reward_function.reward_kwargs.group_attributes has {extra}, which are not in "
             f"algorithm.fair_grpo.group_attributes={list(fair.group_attributes)}: add them there or remove them."
         )

@@ -1,18 +1,20 @@
 # Copyright 2026 verl-fair developers
 # SPDX-License-Identifier: Apache-2.0
-"""Opt-in fairness gaps in verl's validation metrics.
+"""Opt-in per-group accuracy and fairness gaps in verl's validation metrics.
 
-The clinical reward's ``acc_grp_<attribute>_<value>`` keys already give per-group validation
-accuracy through verl's own metric code. This hook adds what that code cannot compute, the gaps:
+verl's own validation metrics average each numeric reward key per data source; they cannot split a key
+by group. This hook adds, from the reward's ``acc`` and ``group_<attribute>`` keys (UNK samples are left
+out):
 
+    val-fair/<data_source>/<attribute>/<group>/acc        the group's mean accuracy
     val-fair/<data_source>/<attribute>/acc_gap            best minus worst group's mean accuracy
     val-fair/<data_source>/<attribute>/acc_worst_group    the worst group's mean accuracy
-    val-fair/all/<attribute>/acc_gap, .../acc_worst_group the same over all data sources
+    val-fair/all/<attribute>/...                          the same over all data sources
 
-Groups are read from the reward's ``group_<attribute>`` keys (UNK samples are left out). The plugin
-installs it on both trainers (v1 and ``RayPPOTrainer``) when the run's environment has
-``VERL_FAIR_VALIDATION_METRICS=1``, whatever the advantage estimator, so baselines get the same
-numbers; the shipped config sets it for the Ray workers (``ray_kwargs.ray_init.runtime_env.env_vars``).
+The gaps need two groups or more. The plugin installs the hook on both trainers (v1 and
+``RayPPOTrainer``) when the run's environment has ``VERL_FAIR_VALIDATION_METRICS=1``, whatever the
+advantage estimator, so baselines get the same numbers; the shipped config sets it for the Ray workers
+(``ray_kwargs.ray_init.runtime_env.env_vars``).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ _TARGETS = (
 )
 
 
-def gap_metrics(data_sources: Sequence[str], infos: dict[str, Sequence[Any]]) -> dict[str, float]:
-    """The gap metrics above from per-sample ``acc`` and ``group_<attribute>`` lists."""
+def group_metrics(data_sources: Sequence[str], infos: dict[str, Sequence[Any]]) -> dict[str, float]:
+    """The metrics above from per-sample ``acc`` and ``group_<attribute>`` lists."""
     accuracy = infos.get("acc")
     if accuracy is None:
         return {}
@@ -51,18 +53,24 @@ def gap_metrics(data_sources: Sequence[str], infos: dict[str, Sequence[Any]]) ->
             by_source[str(source)][str(group)].append(float(acc))
             by_source["all"][str(group)].append(float(acc))
         for source, members in by_source.items():
-            if len(members) < 2:
-                continue
-            means = [float(np.mean(values)) for values in members.values()]
-            metrics[f"val-fair/{source}/{attribute}/acc_gap"] = max(means) - min(means)
-            metrics[f"val-fair/{source}/{attribute}/acc_worst_group"] = min(means)
+            means = {group: float(np.mean(values)) for group, values in members.items()}
+            prefix = f"val-fair/{_part(source)}/{attribute}"
+            metrics.update({f"{prefix}/{_part(group)}/acc": mean for group, mean in means.items()})
+            if len(means) > 1:
+                metrics[f"{prefix}/acc_gap"] = max(means.values()) - min(means.values())
+                metrics[f"{prefix}/acc_worst_group"] = min(means.values())
     return metrics
 
 
-def _with_gaps(original):
+def _part(name: str) -> str:
+    """``name`` as one part of a metric name."""
+    return name.replace("/", "_")
+
+
+def _with_group_metrics(original):
     def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, *args, **kwargs):
         metrics = original(self, data_sources, sample_uids, reward_extra_infos_dict, *args, **kwargs)
-        return {**metrics, **gap_metrics(data_sources, reward_extra_infos_dict)}
+        return {**metrics, **group_metrics(data_sources, reward_extra_infos_dict)}
 
     return _val_metrics_update
 
@@ -73,9 +81,9 @@ def requested() -> bool:
 
 def enable() -> list[patches.Patch]:
     """Wrap ``_val_metrics_update`` of both verl trainers (idempotent)."""
-    return [patches.wrap(module, name, _with_gaps) for module, name in _TARGETS]
+    return [patches.wrap(module, name, _with_group_metrics) for module, name in _TARGETS]
 
 
 def disable() -> None:
     for module, name in _TARGETS:
-        patches.unwrap(module, name, _with_gaps)
+        patches.unwrap(module, name, _with_group_metrics)
