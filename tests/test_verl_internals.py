@@ -149,6 +149,17 @@ def test_a_moved_definition_or_a_lost_caller_is_a_problem(moved_layout):
     assert lost.problems() == ["fake_caller:other no longer calls f"]
 
 
+def test_a_caller_with_alternatives_is_checked_where_this_verl_has_it(moved_layout):
+    """RayPPOTrainer is built by main_ppo_v0's TaskRunner on verl 0.9+ and by main_ppo's on verl 0.8."""
+    older = patches.VerlInternal("fake_new", "f", "test", ("fake_gone:run|fake_caller:run",))
+    assert not older.problems()
+    assert older.binding_modules() == ("fake_new", "fake_gone", "fake_caller")
+    lost = patches.VerlInternal("fake_new", "f", "test", ("fake_caller:other|fake_caller:run",))
+    assert lost.problems() == ["fake_caller:other no longer calls f"]  # the first one present counts
+    nowhere = patches.VerlInternal("fake_new", "f", "test", ("fake_gone:run|fake_none:run",))
+    assert patches.wrap_problems((nowhere,)) == ["fake_new.f or a caller is gone: No module named 'fake_none'"]
+
+
 def test_the_compute_advantage_wrap_reaches_ray_ppo_trainer_and_v1():
     """Both of verl's callers run the wrapper: RayPPOTrainer.fit through its module global, v1 through
     compute_advantage_for_multi_trajectories, which imported the name at its own import."""
@@ -220,8 +231,9 @@ def test_doctor_says_what_runs_on_each_verl():
     assert neo[0].startswith("[--] verl 0.9.0.dev is outside the range tested in CI (>=0.9.1,<0.10)")
     assert "FairGRPO on RayPPOTrainer only" in neo[0]
     assert "has no v1 trainer" in neo[1] and "Run with trainer.use_v1=False" in neo[1] and len(neo) == 2
-    old = verl_support("0.8.0", v1=False, entry_points=False)
-    assert "loads no verl.plugins entry points: set VERL_USE_EXTERNAL_MODULES=verl_fair.plugin" in old[2]
+    old = verl_support("0.8.0", v1=False, entry_points=False, platforms=False)
+    assert "loads no verl.plugins entry points: set VERL_USE_EXTERNAL_MODULES=verl_fair.plugin for" in old[2]
+    assert "the CPU backend (verl_fair.cpu, the demos) cannot run on it" in old[3] and len(old) == 4
 
 
 @pytest.mark.parametrize("v1", [True, False], ids=["v1-trainer", "no-v1-trainer"])

@@ -38,7 +38,8 @@ class VerlInternal:
     module: str
     name: str
     used_by: str
-    callers: tuple[str, ...] = ()  # "module:qualname" of each verl function that calls a wrapped name
+    # "module:qualname" of each verl function that calls a wrapped name; "a|b": whichever this verl has, a first
+    callers: tuple[str, ...] = ()
 
     def resolve(self) -> Any:
         """Import the module and return the attribute (raises ImportError or AttributeError when gone)."""
@@ -48,7 +49,8 @@ class VerlInternal:
         """The modules whose ``name`` a wrap replaces: the defining one, then each caller's."""
         modules = [self.module]
         if "." not in self.name:  # a method is reached through its class; a function through each caller's globals
-            modules += [c.partition(":")[0] for c in self.callers if c.partition(":")[0] not in modules]
+            for caller in self.callers:
+                modules += [m for m in (a.partition(":")[0] for a in caller.split("|")) if m not in modules]
         return tuple(modules)
 
     @property
@@ -71,7 +73,7 @@ class VerlInternal:
         constructor = self.name.endswith(".__init__")  # called as the class
         called = owner if constructor else self.name.rpartition(".")[2]
         expected = _resolve(self.module, owner) if constructor else target
-        for caller in self.callers:
+        for caller in map(_present, self.callers):
             module, _, qualname = caller.partition(":")
             if _in_v1(module) and not v1_trainer_available():
                 continue
@@ -111,7 +113,7 @@ VERL_INTERNALS: tuple[VerlInternal, ...] = (
         "verl.trainer.ppo.ray_trainer",
         "RayPPOTrainer.__init__",
         "integration.legacy: wrapped (start-up checks, state restored)",
-        ("verl.trainer.main_ppo_v0:TaskRunner.run",),
+        ("verl.trainer.main_ppo_v0:TaskRunner.run|verl.trainer.main_ppo:TaskRunner.run",),  # verl 0.9+ | 0.8
     ),
     VerlInternal(
         "verl.trainer.ppo.ray_trainer",
@@ -209,6 +211,19 @@ def _resolve(module: str, dotted: str) -> Any:
     for part in dotted.split("."):
         value = getattr(value, part)
     return value
+
+
+def _present(caller: str) -> str:
+    """The first of a caller's ``|``-separated alternatives this verl has (the last one when none is)."""
+    *choices, last = caller.split("|")
+    for choice in choices:
+        module, _, qualname = choice.partition(":")
+        try:
+            _resolve(module, qualname)
+        except (ImportError, AttributeError):
+            continue
+        return choice
+    return last
 
 
 def wrap_problems(internals: tuple[VerlInternal, ...] = VERL_INTERNALS) -> list[str]:

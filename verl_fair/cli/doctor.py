@@ -19,7 +19,7 @@ V1_ONLY_IMPORTS = ("transfer_queue", "verl_fair.integration.sampler")
 
 # Runs in a fresh interpreter, as verl's Ray workers start: import verl, then what a run loads.
 PROBE = """
-import importlib, json, logging, sys
+import importlib, importlib.util, json, logging, sys
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 import verl
 from verl_fair.patches import v1_trainer_available, wrap_problems
@@ -34,9 +34,13 @@ for name in ("ray", "transfer_queue", "verl_fair.integration.sampler", "verl_fai
         imports[name] = repr(error)
 with open(verl.__file__) as source:
     entry_points = "verl.plugins" in source.read()
+try:
+    platforms = importlib.util.find_spec("verl.plugin.platform") is not None
+except ModuleNotFoundError:
+    platforms = False
 print(json.dumps({"verl": verl.__version__, "registered": fn is not None, "module": getattr(fn, "__module__", None),
                   "imports": imports, "wraps": wrap_problems(), "v1": v1_trainer_available(),
-                  "entry_points": entry_points}))
+                  "entry_points": entry_points, "platforms": platforms}))
 """
 
 # Connects to the GCS at sys.argv[1] as ``ray.init`` does first, once.
@@ -61,7 +65,7 @@ def check(config_path: str | None, config_name: str, overrides: list[str], clust
         return 1
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     low, high = SUPPORTED_VERL
-    for line in verl_support(found["verl"], found["v1"], found["entry_points"]):
+    for line in verl_support(found["verl"], found["v1"], found["entry_points"], found["platforms"]):
         print(line)
     if found["registered"]:
         print(f"[ok] fair_grpo registered by {found['module']} in a fresh process")
@@ -95,9 +99,9 @@ def check(config_path: str | None, config_name: str, overrides: list[str], clust
     return code or (check_cluster(cluster) if cluster else 0)
 
 
-def verl_support(version: str, v1: bool, entry_points: bool) -> list[str]:
+def verl_support(version: str, v1: bool, entry_points: bool, platforms: bool = True) -> list[str]:
     """What verl-fair can and cannot do on this verl, one doctor line each: the version against the tested
-    range, which trainers run FairGRPO, and how the plugin is loaded."""
+    range, which trainers run FairGRPO, how the plugin is loaded, and whether the CPU backend can run."""
     from packaging.version import Version
 
     low, high = SUPPORTED_VERL
@@ -117,8 +121,13 @@ def verl_support(version: str, v1: bool, entry_points: bool) -> list[str]:
     if not entry_points:
         lines.append(
             f"[--] verl {version} loads no verl.plugins entry points: set VERL_USE_EXTERNAL_MODULES=verl_fair.plugin "
-            "(add ,verl_fair.cpu.plugin for the CPU backend) for the driver and in "
-            "ray_kwargs.ray_init.runtime_env.env_vars"
+            + ("(add ,verl_fair.cpu.plugin for the CPU backend) " if platforms else "")
+            + "for the driver and in ray_kwargs.ray_init.runtime_env.env_vars"
+        )
+    if not platforms:
+        lines.append(
+            f"[--] verl {version} has no device-platform plugins (verl.plugin.platform): the CPU backend "
+            "(verl_fair.cpu, the demos) cannot run on it; FairGRPO runs on its accelerators as usual"
         )
     return lines
 
