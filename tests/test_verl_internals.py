@@ -245,7 +245,9 @@ def test_preflight_refuses_use_v1_on_a_verl_without_the_v1_trainer(monkeypatch, 
 
     monkeypatch.setattr(preflight, "v1_trainer_available", lambda: v1)
     with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
-        config = compose(config_name="fair_grpo_trainer", overrides=["trainer.use_v1=True"])
+        config = compose(
+            config_name="fair_grpo_trainer", overrides=["++trainer.use_v1=True"]
+        )  # ++: verl 0.8 has no such key
     refused = [p for p in preflight.plan_run(config).problems if "has no v1 trainer" in p]
     assert bool(refused) is not v1
     assert not refused or "set trainer.use_v1=False" in refused[0]
@@ -254,11 +256,18 @@ def test_preflight_refuses_use_v1_on_a_verl_without_the_v1_trainer(monkeypatch, 
 def test_preflight_tells_this_verls_trainers_apart():
     """Without a stand-in: on a verl with no v1 trainer (check-verl on verl's neo branch), use_v1=True is refused."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
 
     from verl_fair.configs import folder as configs_folder
     from verl_fair.integration.preflight import plan_run
 
     with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
-        config = compose(config_name="fair_grpo_trainer", overrides=["trainer.use_v1=True"])
+        config = compose(
+            config_name="fair_grpo_trainer", overrides=["++trainer.use_v1=True"]
+        )  # ++: verl 0.8 has no such key
     refused = any("has no v1 trainer" in p for p in plan_run(config).problems)
     assert refused is not patches.v1_trainer_available()
+    with open_dict(config.trainer):
+        config.trainer.pop("use_v1")  # as in verl 0.8, whose config has no such key
+    plan = plan_run(config)
+    assert any(p.startswith("RayPPOTrainer") for p in plan.facts) is not patches.v1_trainer_available()

@@ -116,7 +116,8 @@ def verl_support(version: str, v1: bool, entry_points: bool, platforms: bool = T
         lines.append(
             f"[--] verl {version} has no v1 trainer: labels, fair/* metrics and the checkpointed state come through "
             "RayPPOTrainer; the metadata sampler (trainer.v1.sampler) and FairStateCallback "
-            "(trainer.checkpoint_callback_class) go unused. Run with trainer.use_v1=False"
+            "(trainer.checkpoint_callback_class) go unused. Run with trainer.use_v1=False where verl's config has "
+            "the key (verl 0.8 has none and always runs RayPPOTrainer)"
         )
     if not entry_points:
         lines.append(

@@ -60,12 +60,13 @@ def plan_run(config) -> RunPlan:
             "negative rewards its advantages can disagree in sign with GRPO's, and the estimator warns once."
         )
     _check_reward(config, fair, plan)
-    if config.trainer.get("use_v1", True) and not v1_trainer_available():
+    use_v1 = config.trainer.get("use_v1", v1_trainer_available())  # verl 0.8 has no such key: RayPPOTrainer
+    if use_v1 and not v1_trainer_available():
         plan.problems.append(
             "trainer.use_v1=True, but this verl has no v1 trainer (verl 0.8 and verl's neo branch run RayPPOTrainer "
             "only): set trainer.use_v1=False, which keeps FairGRPO's labels, metrics and checkpointed state."
         )
-    elif config.trainer.get("use_v1", True):
+    elif use_v1:
         _plan_v1(config, fair, plan)
     else:
         folder = os.path.join(str(config.trainer.default_local_dir), "global_step_<N>", STATE_FILE)
