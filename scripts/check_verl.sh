@@ -38,6 +38,10 @@ else
 build_meta.prepare_metadata_for_build_wheel(sys.argv[1])" "$site" 2>&1) || { echo "$log" >&2; exit 1; }
     rm -rf "$site/verl.egg-info"
 fi
+if ! "$PY" -c "import flash_attn" 2>/dev/null; then
+    # trees without verl main's pure-torch padding fallback import flash-attn on every host: a CPU stand-in
+    echo "$ROOT/scripts/cpu_flash_attn" >"$site/02-cpu-flash-attn.pth"
+fi
 if [[ -n "${EXTRA_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2086
     "$MAIN_PY" -m pip install -q --target "$site" $EXTRA_PACKAGES
