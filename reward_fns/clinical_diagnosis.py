@@ -207,7 +207,8 @@ def parse_settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     if "group_values" in kwargs:
         raise ValueError(
             "reward_kwargs.group_values is retired: its per-group keys were None for non-members, which verl "
-            "main and neo cannot average. Set reward_kwargs.group_attributes (e.g. [sex, age]) instead; per-group "
+            "main and neo cannot average. Set reward_kwargs.group_attributes instead (the estimator's: "
+            "${algorithm.fair_grpo.group_attributes}, or a list such as [sex, age]); per-group "
             "validation accuracy is val-fair/<data_source>/<attribute>/<group>/acc"
         )
     unknown = set(kwargs) - SETTINGS - VERL_KWARGS

@@ -197,3 +197,12 @@ def test_doctor_cluster_gives_up_within_seconds_on_an_address_that_is_no_ray_hea
     (line,) = result.stdout.splitlines()
     assert line.startswith(f"[FAIL] no Ray cluster reachable at {address!r}: {address} answers, but ")
     assert line.endswith("start one (ray start --head) or give its address: --cluster <head-ip>:6379")
+
+
+def test_the_reward_s_default_attributes_are_not_a_mistake(capsys):
+    code, out = _plan(
+        capsys,
+        "~reward.custom_reward_function.reward_kwargs.group_attributes",
+        "algorithm.fair_grpo.group_attributes=[sex]",
+    )
+    assert code == 0 and "group_attributes has" not in out, out

@@ -296,6 +296,7 @@ def test_sex_values_are_read_as_prepare_reads_them():
         ({"group_attributes": "sex"}, "reward_kwargs.group_attributes"),
         ({"group_attributes": ["sex", "sex"]}, "reward_kwargs.group_attributes"),
         ({"group_attributes": []}, "reward_kwargs.group_attributes"),
+        ({"group_attributes": [" sex"]}, "reward_kwargs.group_attributes"),  # would leave every sample UNK
     ],
 )
 def test_bad_settings_are_named(settings, named):

@@ -56,6 +56,32 @@ def test_one_group_has_its_accuracy_but_no_gap_and_slashes_stay_inside_a_part():
     assert metrics == {"val-fair/x_y/site/a_b/acc": 0.5, "val-fair/all/site/a_b/acc": 0.5}
 
 
+def test_names_that_would_clash_get_a_suffix_and_a_warning(caplog):
+    infos = {"acc": [1.0, 0.0, 1.0, 0.0], "group_sex": ["F", "F", "M", "M"]}
+    metrics = group_metrics(["all", "all", "a/b", "a_b"], infos)
+    assert metrics["val-fair/all_2/sex/F/acc"] == 0.5  # the data source called "all"
+    assert metrics["val-fair/all/sex/F/acc"] == 0.5 and metrics["val-fair/all/sex/M/acc"] == 0.5  # every source
+    assert metrics["val-fair/a_b/sex/M/acc"] == 0.0 and metrics["val-fair/a_b_2/sex/M/acc"] == 1.0
+    assert "'a/b' would clash" in caplog.text and "'all' would clash" in caplog.text
+
+
+def test_samples_without_a_finite_accuracy_or_a_string_group_are_left_out():
+    infos = {"acc": [float("nan"), 1.0, 0.0, None, 1.0], "group_sex": ["F", "F", "M", "M", None]}
+    infos["group_size"] = [4, 4, 4, 4, 4]  # not a group attribute: numbers
+    metrics = group_metrics(["a"] * 5, infos)
+    assert metrics["val-fair/a/sex/F/acc"] == 1.0 and metrics["val-fair/a/sex/acc_gap"] == 1.0
+    assert not any("/size/" in name for name in metrics)
+
+
+def test_lists_of_the_wrong_length_are_left_out_with_a_warning(caplog):
+    assert group_metrics(["a"], {"acc": [1.0, 0.0], "group_sex": ["F", "M"]}) == {}
+    metrics = group_metrics(["a", "a"], {"acc": [1.0, 0.0], "group_sex": ["F"], "group_age": ["A1", "A2"]})
+    assert set(metrics) == {
+        f"val-fair/{s}/age/{n}" for s in ("a", "all") for n in ("A1/acc", "A2/acc", "acc_gap", "acc_worst_group")
+    }
+    assert "1 data sources for 2 acc values" in caplog.text and "group_sex has 1 values for 2 samples" in caplog.text
+
+
 @pytest.fixture
 def hook():
     """The wrap the plugin installs with VERL_FAIR_VALIDATION_METRICS=1, undone afterwards."""
@@ -63,7 +89,7 @@ def hook():
     validation.disable()
 
 
-def test_hook_through_verls_val_metrics_update(hook):
+def test_hook_through_verls_val_metrics_update(hook, monkeypatch):
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
@@ -73,6 +99,9 @@ def test_hook_through_verls_val_metrics_update(hook):
     assert metrics["val-fair/cxr/sex/acc_gap"] == pytest.approx(0.5)
     assert metrics["val-fair/cxr/sex/F/acc"] == pytest.approx(0.5)
     assert np.isfinite(metrics["val-core/cxr/acc/mean@1"])
+    monkeypatch.setattr(validation, "group_metrics", lambda *_: 1 / 0)
+    broken = trainer._val_metrics_update(sources, ["u"] * len(sources), infos, sample_turns=[])
+    assert "val-core/cxr/acc/mean@4" in broken and not any(n.startswith("val-fair/") for n in broken)
     validation.disable()
     assert PPOTrainer._val_metrics_update is hook[0].original  # undone: the rest of the session sees verl's own
 

@@ -102,10 +102,10 @@ def name_list(value: Any) -> tuple[str, ...]:
         isinstance(value, str)
         or not isinstance(value, (list, tuple))
         or not value
-        or not all(isinstance(a, str) and a.strip() for a in value)
+        or not all(isinstance(a, str) and a.strip() == a != "" for a in value)
         or len(set(value)) != len(value)
     ):
-        raise Invalid("a non-empty list of distinct attribute names, e.g. [sex, age]")
+        raise Invalid("a non-empty list of distinct attribute names without surrounding spaces, e.g. [sex, age]")
     return tuple(value)
 
 

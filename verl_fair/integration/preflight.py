@@ -70,8 +70,9 @@ def plan_run(config) -> RunPlan:
         _plan_v1(config, fair, plan)
     else:
         folder = os.path.join(str(config.trainer.default_local_dir), "global_step_<N>", STATE_FILE)
+        switch = "trainer.use_v1=False" if "use_v1" in config.trainer else "this verl has no trainer.use_v1"
         plan.facts.append(
-            "RayPPOTrainer (trainer.use_v1=False): labelled from the batch's data_source and extra_info; logs "
+            f"RayPPOTrainer ({switch}): labelled from the batch's data_source and extra_info; logs "
             f"fair/train/* and fair/estimator/* every step; FairGRPO state is saved with every checkpoint to {folder} "
             "and restored on resume."
         )
@@ -175,8 +176,9 @@ def _check_reward(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
             "other groups than training uses. Set both to the same bins."
         )
     extra = sorted(set(settings["group_attributes"]) - set(fair.group_attributes))
-    if extra:
+    if extra and "group_attributes" in kwargs:  # the reward's default [sex, age] only adds metrics
         plan.problems.append(
             f"reward.custom_reward_function.reward_kwargs.group_attributes has {extra}, which are not in "
-            f"algorithm.fair_grpo.group_attributes={list(fair.group_attributes)}: add them there or remove them."
+            f"algorithm.fair_grpo.group_attributes={list(fair.group_attributes)}: add them there or remove them "
+            "(the shipped config sets group_attributes: ${algorithm.fair_grpo.group_attributes})."
         )
