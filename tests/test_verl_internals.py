@@ -231,6 +231,7 @@ def test_doctor_says_what_runs_on_each_verl():
     assert neo[0].startswith("[--] verl 0.9.0.dev is outside the range tested in CI (>=0.9.1,<0.10)")
     assert "FairGRPO on RayPPOTrainer only" in neo[0]
     assert "has no v1 trainer" in neo[1] and "Run with trainer.use_v1=False" in neo[1] and len(neo) == 2
+    assert verl_support("0.10.0.dev", v1=True, entry_points=True)[0].startswith("[--] verl 0.10.0.dev is outside")
     old = verl_support("0.8.0", v1=False, entry_points=False, platforms=False)
     assert "loads no verl.plugins entry points: set VERL_USE_EXTERNAL_MODULES=verl_fair.plugin for" in old[2]
     assert "the CPU backend (verl_fair.cpu, the demos) cannot run on it" in old[3] and len(old) == 4
@@ -271,3 +272,24 @@ def test_preflight_tells_this_verls_trainers_apart():
         config.trainer.pop("use_v1")  # as in verl 0.8, whose config has no such key
     plan = plan_run(config)
     assert any(p.startswith("RayPPOTrainer") for p in plan.facts) is not patches.v1_trainer_available()
+
+
+@pytest.mark.parametrize("callbacks", [True, False], ids=["checkpoint-callbacks", "no-checkpoint-callbacks"])
+def test_preflight_refuses_a_state_callback_this_v1_trainer_never_calls(monkeypatch, callbacks):
+    """verl main before its PR #7513 has the v1 trainer but no checkpoint callbacks: the state would be lost."""
+    from hydra import compose, initialize_config_dir
+
+    from verl_fair.configs import folder as configs_folder
+    from verl_fair.integration import preflight
+
+    if not patches.v1_trainer_available():
+        pytest.skip(NO_V1)
+    monkeypatch.setattr(preflight, "checkpoint_callbacks_available", lambda: callbacks)
+    with initialize_config_dir(config_dir=str(configs_folder()), version_base=None):
+        config = compose(config_name="fair_grpo_trainer")
+    plan = preflight.plan_run(config)
+    refused = [p for p in plan.problems if "calls no checkpoint callback" in p]
+    assert bool(refused) is not callbacks
+    assert not refused or "set trainer.use_v1=False (RayPPOTrainer saves it)" in refused[0]
+    assert any("FairGRPO state is saved with every checkpoint" in f for f in plan.facts) is callbacks
+    assert patches.checkpoint_callbacks_available()  # verl 0.9.1 has them

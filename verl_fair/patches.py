@@ -206,6 +206,13 @@ def v1_trainer_available() -> bool:
     return hasattr(importlib.import_module("verl.trainer.main_ppo"), "TaskRunnerV1")
 
 
+@functools.cache
+def checkpoint_callbacks_available() -> bool:
+    """Whether this verl's v1 trainer calls ``trainer.checkpoint_callback_class`` (verl 0.9.1 does; verl main
+    before its PR #7513 has the v1 trainer without it)."""
+    return importlib.util.find_spec("verl.trainer.ppo.checkpoint_callback") is not None
+
+
 def _resolve(module: str, dotted: str) -> Any:
     value: Any = importlib.import_module(module)
     for part in dotted.split("."):
