@@ -111,14 +111,15 @@ def _plan_v1(config, fair: FairGRPOConfig, plan: RunPlan) -> None:
             f"{SAMPLER_PATH} and .name=FairReplayBuffer, or use the shipped fair_grpo_trainer config."
         )
     _plan_mode(config, plan)
-    if config.trainer.get("checkpoint_callback_class", None) == CALLBACK and not checkpoint_callbacks_available():
+    saves_state = config.trainer.get("checkpoint_callback_class", None) == CALLBACK
+    if saves_state and not checkpoint_callbacks_available():
         plan.problems.append(
             f"trainer.checkpoint_callback_class={CALLBACK}, but this verl's v1 trainer calls no checkpoint "
             "callback (verl.trainer.ppo.checkpoint_callback is missing), so FairGRPO's state would not be saved: "
             "set trainer.use_v1=False (RayPPOTrainer saves it), or remove the key to run with statistics that "
             "restart on resume."
         )
-    elif config.trainer.get("checkpoint_callback_class", None) == CALLBACK:
+    elif saves_state:
         folder = os.path.join(str(config.trainer.default_local_dir), "global_step_<N>", STATE_FILE)
         plan.facts.append(f"FairGRPO state is saved with every checkpoint to {folder} and restored on resume.")
     else:
